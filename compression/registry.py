@@ -1,0 +1,242 @@
+"""The technique registry: frozen configs with help text, handlers that write new artifacts, chains."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from compression.artifact import Artifact
+
+log = logging.getLogger(__name__)
+
+
+class TechniqueError(ValueError):
+    """A technique or chain that cannot be applied; the message is shown to the user as is."""
+
+
+ProgressFn = Callable[[float, str], None]
+
+
+@dataclass
+class Context:
+    """What a handler may need beyond its input: labeled train data, progress, seed, threads.
+
+    Handlers must only ever see the train split (never the test split).
+    """
+
+    train_texts: Sequence[str] = ()
+    train_labels: Sequence[int] = ()
+    label_names: Sequence[str] = ()
+    progress: ProgressFn = field(default=lambda frac, msg: None)
+    seed: int = 0
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class TechniqueConfig:
+    """Base of every technique config. Subclasses are frozen dataclasses whose fields carry
+    ``metadata={"help": ..., "min": ..., "max": ..., "choices": [...]}`` for the UI and CLI."""
+
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    group: ClassVar[str] = ""  # serialization | quantization | pruning | architecture
+    help: ClassVar[str] = ""
+    accepts: ClassVar[tuple[str, ...]] = ("hf",)
+    produces: ClassVar[str] = "hf"
+    needs_train_data: ClassVar[bool] = False
+    deprecated: ClassVar[str | None] = None  # shown in the UI when the technique uses a deprecated API
+    warning: ClassVar[str | None] = None  # other honest caveats (speed, accuracy)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"technique": self.name, **dataclasses.asdict(self)}
+
+    def spec(self) -> str:
+        """Short human/CLI form, e.g. ``prune-heads:fraction=0.5,method=random``; defaults omitted."""
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                parts.append(f"{f.name}={value}")
+        return self.name + (":" + ",".join(parts) if parts else "")
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+Handler = Callable[[Artifact, Any, Path, Context], Artifact]
+
+
+@dataclass(frozen=True)
+class Technique:
+    config_cls: type[TechniqueConfig]
+    handler: Handler
+
+
+REGISTRY: dict[str, Technique] = {}
+
+
+def register(config_cls: type[TechniqueConfig]) -> Callable[[Handler], Handler]:
+    """Decorator registering ``handler(src, cfg, out_dir, ctx) -> Artifact`` for ``config_cls``."""
+
+    def deco(handler: Handler) -> Handler:
+        if not config_cls.name:
+            raise ValueError(f"{config_cls.__name__} has no name")
+        REGISTRY[config_cls.name] = Technique(config_cls, handler)
+        return handler
+
+    return deco
+
+
+def _coerce(value: str, f: dataclasses.Field) -> Any:
+    typ = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if "bool" in typ:
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise TechniqueError(f"{f.name} must be true or false, got {value!r}")
+    if "float" in typ:
+        try:
+            return float(value)
+        except ValueError:
+            raise TechniqueError(f"{f.name} must be a number, got {value!r}") from None
+    if "int" in typ and "tuple" not in typ:
+        try:
+            return int(value)
+        except ValueError:
+            raise TechniqueError(f"{f.name} must be a whole number, got {value!r}") from None
+    return value
+
+
+def make_config(name: str, **kwargs: Any) -> TechniqueConfig:
+    if name not in REGISTRY:
+        known = ", ".join(sorted(REGISTRY))
+        raise TechniqueError(f"unknown technique {name!r}; known techniques: {known}")
+    cls = REGISTRY[name].config_cls
+    names = {f.name for f in fields(cls)}
+    unknown = set(kwargs) - names
+    if unknown:
+        raise TechniqueError(f"{name} has no option {', '.join(sorted(unknown))}; options: {', '.join(sorted(names)) or 'none'}")
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        raise TechniqueError(f"{name}: {exc}") from exc
+
+
+def parse_spec(spec: str) -> TechniqueConfig:
+    """``onnx``, ``prune-heads:0.5`` (first field positional) or ``prune-heads:fraction=0.5,method=importance``."""
+    spec = spec.strip()
+    name, _, rest = spec.partition(":")
+    name = name.strip()
+    if name not in REGISTRY:
+        return make_config(name)  # raises with the list of known names
+    cls = REGISTRY[name].config_cls
+    flds = list(fields(cls))
+    kwargs: dict[str, Any] = {}
+    if rest:
+        for i, part in enumerate(p for p in rest.split(",") if p.strip()):
+            key, eq, value = part.partition("=")
+            if not eq:
+                if i != 0 or not flds:
+                    raise TechniqueError(f"cannot read {part!r} in {spec!r}: use option=value")
+                key, value = flds[0].name, key
+            key = key.strip()
+            f = next((f for f in flds if f.name == key), None)
+            if f is None:
+                return make_config(name, **{key: value})  # raises: unknown option
+            kwargs[key] = _coerce(value.strip(), f)
+    return make_config(name, **kwargs)
+
+
+def config_from_json(data: dict[str, Any]) -> TechniqueConfig:
+    data = dict(data)
+    name = data.pop("technique", None)
+    if name is None:
+        raise TechniqueError("technique config without a 'technique' name")
+    cls = REGISTRY.get(name)
+    if cls is None:
+        return make_config(name)
+    kwargs = {}
+    for f in fields(cls.config_cls):
+        if f.name in data:
+            v = data[f.name]
+            kwargs[f.name] = tuple(v) if isinstance(v, list) else v
+    return make_config(name, **kwargs)
+
+
+def check_chain(start_format: str, configs: Sequence[TechniqueConfig], meta: dict[str, Any] | None = None) -> None:
+    """Raise TechniqueError naming the first step that cannot take the previous step's output."""
+    fmt = start_format
+    prev = "the original model"
+    for i, cfg in enumerate(configs):
+        if fmt not in cfg.accepts:
+            raise TechniqueError(
+                f"step {i + 1} ({cfg.spec()}) cannot follow {prev}: it needs a "
+                f"{' or '.join(_FORMAT_NAMES.get(a, a) for a in cfg.accepts)} model, "
+                f"but gets {_FORMAT_NAMES.get(fmt, fmt)}"
+            )
+        check = getattr(cfg, "check", None)
+        if check is not None and meta is not None:
+            check(meta)  # technique-specific applicability (e.g. enough heads/layers)
+        fmt = cfg.produces
+        prev = f"step {i + 1} ({cfg.spec()})"
+
+
+_FORMAT_NAMES = {
+    "hf": "a PyTorch (Hugging Face) model",
+    "onnx": "an ONNX model",
+    "torchscript": "a TorchScript model",
+    "pt2": "a torch.export (.pt2) program",
+    "torch-int8": "a PyTorch int8 model",
+}
+
+
+def apply(src: Artifact, cfg: TechniqueConfig, cache_root: Path, ctx: Context | None = None) -> Artifact:
+    """Apply one technique, writing a new artifact under ``cache_root``; reuse it if already built.
+
+    The cache key hashes the input artifact's key and the config, so the same chain on the same base
+    is built once. The input artifact is never modified. A half-written output is never reused:
+    it is built in a temporary folder and renamed into place only when complete.
+    """
+    ctx = ctx or Context()
+    check_chain(src.format, [cfg], src.meta)
+    parent_key = src.meta.get("artifact_key") or hashlib.sha256(str(src.path.resolve()).encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{parent_key}/{cfg.key()}".encode()).hexdigest()[:16]
+    out = Path(cache_root) / f"{cfg.name}-{key}"
+    if (out / "artifact.json").is_file():
+        try:
+            art = Artifact.load(out)
+            log.info("reusing cached artifact %s", out)
+            ctx.progress(1.0, "reused cached artifact")
+            return art
+        except (ValueError, FileNotFoundError):
+            shutil.rmtree(out, ignore_errors=True)
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        result = REGISTRY[cfg.name].handler(src, cfg, tmp, ctx)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    meta = {**result.meta, "artifact_key": key}
+    result = Artifact(path=tmp, format=result.format, lineage=result.lineage, meta=meta)
+    result.write_manifest()
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return Artifact(path=out, format=result.format, lineage=result.lineage, meta=meta)
+
+
+def apply_chain(src: Artifact, configs: Sequence[TechniqueConfig], cache_root: Path, ctx: Context | None = None) -> Artifact:
+    check_chain(src.format, configs, src.meta)
+    art = src
+    for cfg in configs:
+        art = apply(art, cfg, cache_root, ctx)
+    return art
