@@ -1,0 +1,1 @@
+"""Measuring compressed variants: datasets, models, memory/latency/accuracy profiling, the run store."""
