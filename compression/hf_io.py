@@ -32,6 +32,7 @@ class AttentionHandle:
     value: Any
     output: Any  # nn.Linear, input columns grouped by head
     heads_attr: str  # "num_attention_heads" (BERT/RoBERTa) or "n_heads" (DistilBERT)
+    output_parent: Any = None  # module owning ``output`` (BERT: attention.output; DistilBERT: the module itself)
 
     @property
     def head_size(self) -> int:
@@ -53,27 +54,24 @@ class AttentionHandle:
         keep = sorted(keep)
         idx = torch.cat([torch.arange(h * d, (h + 1) * d) for h in keep])
         for name in ("query", "key", "value"):
-            setattr_linear(self, name, _slice_linear(getattr(self, name), idx, dim=0))
-        setattr_linear(self, "output", _slice_linear(self.output, idx, dim=1))
+            self._replace(name, _slice_linear(getattr(self, name), idx, dim=0))
+        self._replace("output", _slice_linear(self.output, idx, dim=1))
         setattr(self.module, self.heads_attr, len(keep))
         if hasattr(self.module, "all_head_size"):
             self.module.all_head_size = len(keep) * d
 
 
-# Attribute names of the projections on their parent modules, per layout.
+    def _replace(self, role: str, new: Any) -> None:
+        """Swap one projection on its owning module and on the handle."""
+        names = _DISTIL_NAMES if self.heads_attr == "n_heads" else _BERT_NAMES
+        parent = self.output_parent if role == "output" else self.module
+        setattr(parent, names[role], new)
+        setattr(self, role, new)
+
+
+# Attribute names of the projections on their owning modules, per layout.
 _BERT_NAMES = {"query": "query", "key": "key", "value": "value", "output": "dense"}
 _DISTIL_NAMES = {"query": "q_lin", "key": "k_lin", "value": "v_lin", "output": "out_lin"}
-
-
-def setattr_linear(handle: AttentionHandle, role: str, new: Any) -> None:
-    """Replace one projection on its parent module and on the handle."""
-    if handle.heads_attr == "n_heads":
-        parent, names = handle.module, _DISTIL_NAMES
-    else:
-        parent = handle.module if role != "output" else handle._output_parent  # type: ignore[attr-defined]
-        names = _BERT_NAMES
-    setattr(parent, names[role], new)
-    setattr(handle, role, new)
 
 
 def _slice_linear(layer: Any, idx: Any, dim: int) -> Any:
@@ -114,9 +112,7 @@ def attention_layers(model: Any) -> list[AttentionHandle]:
                 break
             if not hasattr(out, "dense"):
                 break
-            h = AttentionHandle(sa, sa.query, sa.key, sa.value, out.dense, "num_attention_heads")
-            h._output_parent = out  # type: ignore[attr-defined]
-            handles.append(h)
+            handles.append(AttentionHandle(sa, sa.query, sa.key, sa.value, out.dense, "num_attention_heads", out))
         else:
             if handles:
                 return handles
@@ -127,7 +123,7 @@ def attention_layers(model: Any) -> list[AttentionHandle]:
             sa = getattr(layer, "attention", None)
             if not all(hasattr(sa, a) for a in ("q_lin", "k_lin", "v_lin", "out_lin", "n_heads", "attention_head_size")):
                 break
-            handles.append(AttentionHandle(sa, sa.q_lin, sa.k_lin, sa.v_lin, sa.out_lin, "n_heads"))
+            handles.append(AttentionHandle(sa, sa.q_lin, sa.k_lin, sa.v_lin, sa.out_lin, "n_heads", sa))
         else:
             if handles:
                 return handles
@@ -189,17 +185,21 @@ def _shrink(model: Any, heads: list[int]) -> None:
 
 
 def _from_config(config: Any, attn_implementation: str | None, init: bool) -> Any:
+    """Instantiate the architecture; ``init=False`` skips the (slow) random init when weights follow."""
+    import contextlib
+
     cls = _model_class(config)
     kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    if init:
-        model = cls._from_config(config, **kwargs) if hasattr(cls, "_from_config") else cls.from_config(config, **kwargs)
-        return model
-    try:
-        from transformers.initialization import no_init_weights
-    except ImportError:  # older transformers
-        from transformers.modeling_utils import no_init_weights
-    with no_init_weights():
-        return cls._from_config(config, **kwargs) if hasattr(cls, "_from_config") else cls.from_config(config, **kwargs)
+    build = cls._from_config if hasattr(cls, "_from_config") else cls.from_config
+    ctx: Any = contextlib.nullcontext()
+    if not init:
+        try:
+            from transformers.initialization import no_init_weights
+        except ImportError:  # older transformers
+            from transformers.modeling_utils import no_init_weights
+        ctx = no_init_weights()
+    with ctx:
+        return build(copy.deepcopy(config), **kwargs)
 
 
 def build_empty_model(path: Path, attn_implementation: str | None = None) -> Any:
