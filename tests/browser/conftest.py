@@ -1,0 +1,137 @@
+"""Browser-test fixtures: a headless `streamlit run app.py` on a free port with a fresh run store, and Chromium."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float = 90.0) -> None:
+    """Poll Streamlit's health endpoint until it answers "ok" (or the server dies / time runs out)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as resp:
+                if resp.status == 200 and resp.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"streamlit did not become healthy at {url} within {timeout_s:.0f} s")
+
+
+@pytest.fixture
+def app_server(tmp_path) -> Iterator[tuple[str, Path]]:
+    """(base URL, store path): the real app on a free port; runs go to a fresh store, models come from data/."""
+    store = tmp_path / "runs.sqlite"
+    port = free_port()
+    env = {
+        **os.environ,
+        "COMPRESSION_STORE": str(store),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    log = open(tmp_path / "streamlit.log", "w")  # noqa: SIM115 - closed at teardown
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url, store
+    finally:
+        _stop_runs(store)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group (started with a new session)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+        print(f"streamlit log: {tmp_path / 'streamlit.log'}")
+
+
+def _stop_runs(store: Path) -> None:
+    """Stop background runs this test launched that are still going (they run in their own session)."""
+    if not store.exists():
+        return
+    from profiling.store import RunStore
+
+    for run in RunStore(store).list_runs():
+        pid = (RunStore(store).get_run(run["id"]) or {}).get("pid")
+        if run["status"] in ("queued", "running") and pid:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture
+def browser_page() -> Iterator:
+    """A Playwright page in Debian's Chromium (sync API)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        try:
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def screenshot() -> Callable[[object, str], Path]:
+    """Save a screenshot of the whole page (Streamlit scrolls inside its main block, so grow the viewport)."""
+
+    def take(page, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        height = page.evaluate(
+            "() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+            " return Math.max(m ? m.scrollHeight : 0, document.body.scrollHeight); }"
+        )
+        size = page.viewport_size
+        page.set_viewport_size({"width": size["width"], "height": min(int(height) + 40, 12000)})
+        page.wait_for_timeout(1500)  # plotly redraws at the new size
+        path = ARTIFACTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        page.set_viewport_size(size)
+        return path
+
+    return take
