@@ -1,0 +1,13 @@
+"""Compression Explorer: the Streamlit entry point (`streamlit run app.py`); registers the pages."""
+
+import streamlit as st
+
+st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
+pg = st.navigation(
+    [
+        st.Page("pages/run.py", title="Run", default=True, icon=":material/play_circle:"),
+        st.Page("pages/results.py", title="Results", icon=":material/insights:"),
+        st.Page("pages/history.py", title="History", icon=":material/history:"),
+    ]
+)
+pg.run()

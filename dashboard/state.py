@@ -1,0 +1,117 @@
+"""All of the dashboard's Streamlit caching: the run store handle and cached look-ups of static values."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from profiling import paths
+
+log = logging.getLogger(__name__)
+
+
+@st.cache_resource(show_spinner=False)
+def _store_at(path: str) -> Any:
+    from profiling.store import RunStore
+
+    return RunStore(Path(path))
+
+
+def get_store() -> Any:
+    """The shared RunStore for the current store path (keyed by path, so tests and env changes get their own)."""
+    return _store_at(str(paths.store_path()))
+
+
+@st.cache_resource(show_spinner=False)
+def technique_registry() -> dict[str, Any]:
+    """The technique registry with every technique module imported (the modules import torch lazily)."""
+    import compression.techniques  # noqa: F401  (registers the techniques)
+    from compression.registry import REGISTRY
+
+    return REGISTRY
+
+
+@st.cache_data(show_spinner=False)
+def model_choices() -> dict[str, str]:
+    """Model spec -> description (bundled defaults and random-weight architecture presets)."""
+    from profiling.models import MODEL_CHOICES
+
+    return dict(MODEL_CHOICES)
+
+
+@st.cache_data(show_spinner=False)
+def bundled_datasets() -> dict[str, str]:
+    """Bundled dataset name -> description."""
+    from profiling.datasets import BUNDLED
+
+    return dict(BUNDLED)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def csv_columns(path: str, digest: str) -> list[str]:
+    """Column names of an uploaded CSV (``digest`` keys the cache on the file content)."""
+    from profiling.datasets import read_csv_columns
+
+    return list(read_csv_columns(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def csv_summary(path: str, digest: str, text_column: str, label_column: str) -> dict[str, Any]:
+    """Load an uploaded CSV as a labeled dataset (raises DatasetError) and summarise it for the page."""
+    from profiling.datasets import load_dataset
+
+    data = load_dataset({"kind": "csv", "path": path, "text_column": text_column, "label_column": label_column})
+    return {
+        "n_train": len(data.train_texts),
+        "n_test": len(data.test_texts),
+        "label_names": list(data.label_names),
+        "note": data.note,
+    }
+
+
+@st.cache_data(show_spinner=False)
+def presets() -> dict[str, list[dict[str, Any]]]:
+    """Named variant lists from profiling.presets (``seed`` is the reference sequence)."""
+    from profiling import presets as p
+
+    out = {name: list(variants) for name, variants in getattr(p, "PRESETS", {}).items()}
+    out.setdefault("seed", list(p.SEED))
+    return out
+
+
+_SETTINGS = {"threads": 2, "batch_size": 8, "repeats": 30, "warmup": 3, "eval_size": 300, "seed": 0}
+_SETTINGS_HELP = {
+    "threads": "CPU threads each variant may use (fixed and recorded).",
+    "batch_size": "Batch size N for the second latency measurement, throughput and evaluation.",
+    "repeats": "Timed repetitions per latency figure (after warm-up); raw values are kept.",
+    "warmup": "Untimed calls before timing, so one-off costs do not count as steady state.",
+    "eval_size": "Test examples (a seeded sample of the test split) used for accuracy and changed predictions.",
+    "seed": "Seed of the evaluation sample and of the techniques' random choices.",
+}
+
+
+def _runner_attr(name: str, fallback: dict) -> dict:
+    try:
+        from profiling import runner
+    except ImportError:
+        return dict(fallback)
+    value = getattr(runner, name, None)
+    return {**fallback, **value} if isinstance(value, dict) else dict(fallback)
+
+
+def default_settings() -> dict[str, int]:
+    """The runner's default measurement settings."""
+    return _runner_attr("DEFAULT_SETTINGS", _SETTINGS)
+
+
+def setting_limits() -> dict[str, tuple[int, int]]:
+    """Allowed (min, max) per setting, as the runner validates them."""
+    return _runner_attr("SETTING_LIMITS", {})
+
+
+def setting_help() -> dict[str, str]:
+    """Help text per setting."""
+    return _runner_attr("SETTING_HELP", _SETTINGS_HELP)
