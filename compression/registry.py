@@ -178,8 +178,8 @@ def check_chain(start_format: str, configs: Sequence[TechniqueConfig], meta: dic
     for i, cfg in enumerate(configs):
         if fmt not in cfg.accepts:
             raise TechniqueError(
-                f"step {i + 1} ({cfg.spec()}) cannot follow {prev}: it needs a "
-                f"{' or '.join(_FORMAT_NAMES.get(a, a) for a in cfg.accepts)} model, "
+                f"step {i + 1} ({cfg.spec()}) cannot follow {prev}: it needs "
+                f"{' or '.join(_FORMAT_NAMES.get(a, a) for a in cfg.accepts)}, "
                 f"but gets {_FORMAT_NAMES.get(fmt, fmt)}"
             )
         check = getattr(cfg, "check", None)
