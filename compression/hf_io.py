@@ -60,7 +60,6 @@ class AttentionHandle:
         if hasattr(self.module, "all_head_size"):
             self.module.all_head_size = len(keep) * d
 
-
     def _replace(self, role: str, new: Any) -> None:
         """Swap one projection on its owning module and on the handle."""
         names = _DISTIL_NAMES if self.heads_attr == "n_heads" else _BERT_NAMES
@@ -121,7 +120,9 @@ def attention_layers(model: Any) -> list[AttentionHandle]:
         handles = []
         for layer in transformer.layer:
             sa = getattr(layer, "attention", None)
-            if not all(hasattr(sa, a) for a in ("q_lin", "k_lin", "v_lin", "out_lin", "n_heads", "attention_head_size")):
+            if not all(
+                hasattr(sa, a) for a in ("q_lin", "k_lin", "v_lin", "out_lin", "n_heads", "attention_head_size")
+            ):
                 break
             handles.append(AttentionHandle(sa, sa.q_lin, sa.k_lin, sa.v_lin, sa.out_lin, "n_heads", sa))
         else:
@@ -202,10 +203,14 @@ def _from_config(config: Any, attn_implementation: str | None, init: bool) -> An
         return build(copy.deepcopy(config), **kwargs)
 
 
-def build_empty_model(path: Path, attn_implementation: str | None = None) -> Any:
-    """The architecture of the hf artifact at ``path`` (pruned head counts included), randomly initialised."""
+def build_empty_model(path: Path, attn_implementation: str | None = None, init: bool = True) -> Any:
+    """The architecture of the hf artifact at ``path`` (pruned head counts included), randomly initialised.
+
+    ``init=False`` skips the random initialisation (weights are uninitialised memory): faster when a state
+    dict is loaded right after.
+    """
     config = _read_config(path)
-    model = _from_config(config, attn_implementation, init=True)
+    model = _from_config(config, attn_implementation, init=init)
     heads = _stored_heads(config)
     if heads is not None:
         _shrink(model, heads)
@@ -273,3 +278,33 @@ def stored_heads_per_layer(path: Path) -> list[int] | None:
     data = json.loads((Path(path) / CONFIG_FILE).read_text())
     heads = data.get(HEADS_ATTR)
     return [int(h) for h in heads] if heads is not None else None
+
+
+def load_tokenizer(path: Path) -> Any:
+    """The artifact's own tokenizer (files copied into every artifact)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+
+
+def encode(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> dict[str, Any]:
+    """Torch inputs for ``model``: dynamic padding, truncation, only the inputs its forward accepts."""
+    import inspect
+
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=int(max_length), return_tensors="pt")
+    accepted = inspect.signature(model.forward).parameters
+    return {k: v for k, v in enc.items() if k in accepted}
+
+
+def encoder_layers(model: Any) -> tuple[Any, Any]:
+    """(owner, ModuleList) of the transformer blocks: ``encoder.layer`` (BERT/RoBERTa) or ``transformer.layer``."""
+    base = getattr(model, "base_model", model)
+    for owner_name in ("encoder", "transformer"):
+        owner = getattr(base, owner_name, None)
+        if owner is not None and hasattr(owner, "layer"):
+            return owner, owner.layer
+    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
+    raise UnsupportedArchitectureError(
+        f"cannot find the transformer layers of model type {model_type!r}: supported are BERT, RoBERTa and "
+        "DistilBERT style encoders"
+    )
