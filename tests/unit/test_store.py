@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -115,18 +115,19 @@ def _writer(path: str, run_id: str, n: int) -> None:
 def test_concurrent_reader_while_a_process_writes(store):
     run_id = store.create_run(REQUEST)
     n = 150
-    proc = multiprocessing.get_context("spawn").Process(target=_writer, args=(str(store.path), run_id, n))
-    proc.start()
+    # A plain subprocess, not multiprocessing's spawn: spawn re-runs the parent's __main__, which other
+    # tests in the same session (AppTest) may have replaced.
+    code = f"from tests.unit.test_store import _writer; _writer({str(store.path)!r}, {run_id!r}, {n})"
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=str(Path(__file__).resolve().parents[2]))
     seen, reads = 0, 0
     deadline = time.monotonic() + 60
-    while proc.is_alive() and time.monotonic() < deadline:
+    while proc.poll() is None and time.monotonic() < deadline:
         tl = store.timeline(run_id, 1)
         assert len(tl["t"]) == len(tl["mib"]) >= seen  # never shrinks, never torn
         seen = len(tl["t"])
         store.list_runs()
         reads += 1
-    proc.join(30)
-    assert proc.exitcode == 0
+    assert proc.wait(30) == 0
     tl = store.timeline(run_id, 1)
     assert tl["mib"] == [100.0 + i for i in range(n)]
     assert len(tl["phases"]) == 15
