@@ -12,16 +12,15 @@ import copy
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from profiling import paths
-from profiling.__main__ import _Bars
+from profiling.__main__ import execute_with_bars
 from profiling.presets import SEED, variant_name
 from profiling.report import format_table, results_frame
-from profiling.runner import DEFAULT_SETTINGS, execute, normalize_request
+from profiling.runner import DEFAULT_SETTINGS, normalize_request
 from profiling.store import RunStore
 
 TARGET_S = 90.0
@@ -46,13 +45,7 @@ def sweep(store: RunStore, model: str, variants: list[dict], settings: dict) -> 
                                  "variants": variants, "settings": settings})
     run_id = store.create_run(request)
     print(f"\n== {model}: run {run_id} ({len(request['variants'])} variants)", flush=True)
-    bars = _Bars({v["idx"]: v["name"] for v in store.variants(run_id)})
-    t0 = time.monotonic()
-    try:
-        execute(run_id, store, on_update=bars)
-    finally:
-        bars.close()
-    wall = time.monotonic() - t0
+    wall = execute_with_bars(store, run_id)
     df = results_frame(store, run_id)
     print(format_table(df))
     run = store.get_run(run_id)

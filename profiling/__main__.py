@@ -204,7 +204,7 @@ def _store(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     from profiling.report import format_table, results_frame
-    from profiling.runner import RequestError, execute, normalize_request
+    from profiling.runner import RequestError, normalize_request
 
     try:
         request = normalize_request(build_request(args))
@@ -215,17 +215,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     run_id = store.create_run(request)
     print(f"run {run_id}: {len(request['variants'])} variants of {request['model']} on "
           f"{_dataset_name(request['dataset'])}; store {store.path}", file=sys.stderr)
+    wall = execute_with_bars(store, run_id)
+    run = store.get_run(run_id) or {}
+    print(format_table(results_frame(store, run_id)))
+    print(f"\nrun {run_id}: {run.get('status')} in {wall:.1f} s" + (f" ({run['error']})" if run.get("error") else ""))
+    return 0 if run.get("status") == "done" else 1
+
+
+def execute_with_bars(store, run_id: str) -> float:
+    """Run ``run_id`` in this process with a progress bar per variant; returns the wall time in seconds."""
+    from profiling.runner import execute
+
     bars = _Bars({v["idx"]: v["name"] for v in store.variants(run_id)})
     t0 = time.monotonic()
     try:
         execute(run_id, store, on_update=bars)
     finally:
         bars.close()
-    wall = time.monotonic() - t0
-    run = store.get_run(run_id) or {}
-    print(format_table(results_frame(store, run_id)))
-    print(f"\nrun {run_id}: {run.get('status')} in {wall:.1f} s" + (f" ({run['error']})" if run.get("error") else ""))
-    return 0 if run.get("status") == "done" else 1
+    return time.monotonic() - t0
 
 
 def _dataset_name(spec: dict) -> str:
