@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import random
 from pathlib import Path
@@ -92,13 +91,3 @@ def toy_texts(n: int, seed: int = 0) -> tuple[list[str], list[int]]:
         texts.append(" ".join(words))
         labels.append(y)
     return texts, labels
-
-
-def folder_digest(path: Path) -> str:
-    """Hash of every file name and content under ``path`` (to prove an input was not modified)."""
-    h = hashlib.sha256()
-    for p in sorted(Path(path).rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(path)).encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()

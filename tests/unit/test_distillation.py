@@ -7,7 +7,8 @@ import time
 
 import pytest
 import torch
-from conftest_h3 import KINDS, folder_digest, make_artifact, tiny_model, toy_texts
+from conftest_h2 import folder_hash
+from conftest_h3 import KINDS, make_artifact, tiny_model, toy_texts
 
 from compression import Context, TechniqueError, apply, hf_io, parse_spec
 from compression import distillation as ds
@@ -122,7 +123,7 @@ def test_make_student_copies_chosen_layers(kind, teachers):
 @pytest.mark.parametrize("kind", KINDS)
 def test_distill_shrinks_and_lowers_the_loss(kind, teachers, data, tmp_path):
     src = teachers[kind]
-    digest = folder_digest(src.path)
+    digest = folder_hash(src.path)
     texts, labels = data
     progress: list[tuple[float, str]] = []
     cfg = ds.DistillConfig(**FAST)
@@ -134,7 +135,7 @@ def test_distill_shrinks_and_lowers_the_loss(kind, teachers, data, tmp_path):
     assert out.meta["param_count"] < src.meta["param_count"]
     assert out.meta["distill_steps"] == 16
     assert out.lineage == (cfg.spec(),)
-    assert folder_digest(src.path) == digest
+    assert folder_hash(src.path) == digest
 
     fracs = [f for f, _ in progress]
     assert fracs == sorted(fracs) and fracs[-1] == 1.0

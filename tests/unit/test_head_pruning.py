@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest_h3 import KINDS, folder_digest, make_artifact, tiny_model, toy_texts
+from conftest_h2 import folder_hash
+from conftest_h3 import KINDS, make_artifact, tiny_model, toy_texts
 
 from compression import Context, TechniqueError, apply, hf_io, parse_spec
 from compression import head_pruning as hp
@@ -105,7 +106,7 @@ def test_importance_without_train_data_is_refused(base_artifacts, tmp_path):
 @pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
 def test_random_pruning_drops_heads_and_params_and_equals_masking(kind, fraction, base_artifacts, tmp_path):
     src = base_artifacts[kind]
-    digest = folder_digest(src.path)
+    digest = folder_hash(src.path)
     progress: list[float] = []
     cfg = hp.PruneHeadsConfig(fraction=fraction, seed=3)
     out = apply(src, cfg, tmp_path, Context(progress=lambda f, m: progress.append(f)))
@@ -120,7 +121,7 @@ def test_random_pruning_drops_heads_and_params_and_equals_masking(kind, fraction
     assert out.meta["param_count"] == src.meta["param_count"] - 2 * removed * per_head
     assert (out.path / "tokenizer.json").is_file()
     assert progress and progress[-1] == 1.0
-    assert folder_digest(src.path) == digest  # input artifact untouched
+    assert folder_hash(src.path) == digest  # input artifact untouched
 
     original = hf_io.load_model(src.path)
     pruned = hf_io.load_model(out.path)
