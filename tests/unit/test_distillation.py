@@ -193,17 +193,11 @@ def test_distill_after_head_pruning_keeps_pruned_heads(teachers, data, tmp_path)
 @pytest.mark.slow
 def test_distill_real_default_classifier(tmp_path):
     """Distil the default movie-review classifier with the default options; report held-out accuracy of both."""
-    from profiling import paths
+    from profiling.datasets import load_dataset
+    from profiling.models import resolve_model
 
-    path = paths.models_dir() / "default-movie-reviews"
-    if not (path / "artifact.json").is_file():
-        pytest.skip(f"the default movie classifier is not built at {path} (build it with the engine first)")
-    try:
-        from profiling.datasets import load_dataset
-    except ImportError as exc:
-        pytest.skip(f"profiling.datasets not available: {exc}")
     data = load_dataset({"kind": "bundled", "name": "movie-reviews"})
-    src = Artifact.load(path)
+    src = resolve_model("default:movie-reviews")  # built once by `python -m profiling setup`, cached after
     torch.set_num_threads(2)
     start = time.perf_counter()
     ctx = Context(train_texts=data.train_texts, train_labels=data.train_labels)
