@@ -3,6 +3,11 @@
 One process runs the loop for the whole measurement while this process samples its RSS (20 Hz, as the engine does)
 during alternate blocks of ``--block`` seconds; each call is attributed to the block it ran in. Interleaving short
 blocks in one process cancels the drift in machine load that makes separate runs incomparable on a shared machine.
+The overhead is the median of the paired (on / preceding off) block-median ratios, with a bootstrap 95 % interval
+over the pairs; the target is < 3 %. Prints a table and writes ``<data>/benchmarks/sampler_overhead.json`` with the
+load average before and after (numbers measured under load are inflated).
+
+Usage: ``python benchmarks/sampler_overhead.py [--duration 60] [--block 1] [--threads 2] [--matmuls 10]``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from profiling import paths
 from profiling.memory import RssSampler, backend
+from profiling.stats import bootstrap_median_ci
+
+TARGET = 0.03
 
 LOOP = """
 import json, sys, time
@@ -67,13 +76,23 @@ def measure(duration: float, block: float, threads: int, matmuls: int) -> dict:
     ratios = [b[1] / a[1] for a, b in itertools.pairwise(per_block) if not a[0] and b[0]]
     on_ms = [m for state, _, ms in per_block if state for m in ms]
     off_ms = [m for state, _, ms in per_block if not state for m in ms]
+    ratio, ratio_low, ratio_high = bootstrap_median_ci(ratios)
+    on = bootstrap_median_ci(on_ms)
+    off = bootstrap_median_ci(off_ms)
     return {
         "calls": len(calls),
-        "median_on_ms": statistics.median(on_ms),
-        "median_off_ms": statistics.median(off_ms),
-        "paired_ratio_median": statistics.median(ratios),
+        "median_on_ms": on[0],
+        "median_on_ci_ms": [on[1], on[2]],
+        "median_off_ms": off[0],
+        "median_off_ci_ms": [off[1], off[2]],
+        "paired_ratio_median": ratio,
+        "paired_ratio_ci": [ratio_low, ratio_high],
+        "overhead_pct": 100 * (ratio - 1),
+        "overhead_ci_pct": [100 * (ratio_low - 1), 100 * (ratio_high - 1)],
+        "below_target": ratio_high < 1 + TARGET,
         "n_pairs": len(ratios),
         "sampler_cpu_share": cpu / span if span else None,
+        "mean_call_ms": statistics.fmean(c[1] for c in calls),
     }
 
 
@@ -81,17 +100,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of measurement")
     parser.add_argument("--block", type=float, default=1.0, help="seconds per on/off block")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2, help="threads of the loop (2: as the engine's default)")
     parser.add_argument("--matmuls", type=int, default=10, help="256x256 float32 matmuls per call")
+    parser.add_argument("--out", help="JSON output (default: <data>/benchmarks/sampler_overhead.json)")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     r = measure(args.duration, args.block, args.threads, args.matmuls)
-    print(
-        f"{r['calls']} calls, {args.threads} thread(s): median {r['median_on_ms']:.3f} ms with the sampler,"
-        f" {r['median_off_ms']:.3f} ms without ({100 * (r['median_on_ms'] / r['median_off_ms'] - 1):+.2f} %);"
-        f" median of {r['n_pairs']} paired block ratios {r['paired_ratio_median']:.4f}"
-        f" ({100 * (r['paired_ratio_median'] - 1):+.2f} %); sampler CPU {100 * r['sampler_cpu_share']:.2f} % of one"
-        f" core; load average {os.getloadavg()[0]:.1f}"
-    )
+    load_after = os.getloadavg()
+    rows = [
+        ("calls timed", f"{r['calls']} ({args.threads} thread(s), {r['mean_call_ms']:.2f} ms each on average)"),
+        ("median with the sampler", (f"{r['median_on_ms']:.3f} ms (95 % CI {r['median_on_ci_ms'][0]:.3f}"
+                                    f" \u2013 {r['median_on_ci_ms'][1]:.3f})")),
+        ("median without", (f"{r['median_off_ms']:.3f} ms (95 % CI {r['median_off_ci_ms'][0]:.3f}"
+                           f" \u2013 {r['median_off_ci_ms'][1]:.3f})")),
+        ("overhead (paired blocks)", (f"{r['overhead_pct']:+.2f} % (95 % CI {r['overhead_ci_pct'][0]:+.2f} to"
+                                     f" {r['overhead_ci_pct'][1]:+.2f} %, {r['n_pairs']} pairs)")),
+        (f"below the {100 * TARGET:.0f} % target", "yes" if r["below_target"] else "no (or not shown at this noise)"),
+        ("sampler CPU", f"{100 * r['sampler_cpu_share']:.2f} % of one core"),
+        ("load average before / after", f"{load_before[0]:.2f} / {load_after[0]:.2f} (1 min)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    out = Path(args.out) if args.out else paths.data_dir() / "benchmarks" / "sampler_overhead.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    record = {**r, "settings": vars(args), "target": TARGET, "loadavg_before": load_before,
+              "loadavg_after": load_after, "cpu_count": os.cpu_count(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                                  time.gmtime())}
+    out.write_text(json.dumps(record, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

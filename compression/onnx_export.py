@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,8 @@ class OnnxConfig(TechniqueConfig):
         default=False,
         metadata={
             "help": "Also run ONNX Runtime's offline transformer optimizer (BERT/RoBERTa types), told the real head "
-            "count and attention width, also after pruning: fuses attention into one Attention op. ONNX Runtime "
+            "count and attention width, per layer after pruning: fuses attention into one Attention op (checked "
+            "against PyTorch; the unfused graph is kept if the fused one differs). ONNX Runtime "
             "already fuses layer norms and GELU when it loads any model, and on this CPU the offline fusion gave no "
             "fp32 gain and made a later int8 step ~12 % slower (QAttention), so it is off by default."
         },
@@ -101,18 +103,57 @@ def _fuse(raw: Path, out: Path, heads: list[int], head_size: int, large: bool) -
     from onnxruntime.transformers.optimizer import optimize_model
 
     notes = []
+    per_layer = contextlib.nullcontext()
     if heads and len(set(heads)) == 1 and head_size:
         num_heads, hidden = heads[0], heads[0] * head_size
+    elif heads and head_size:  # pruned unevenly: each layer's count is read from its own query weights
+        num_heads, hidden = max(heads), max(heads) * head_size
+        per_layer = _heads_from_query_weights(head_size)
     else:
         num_heads, hidden = 0, 0
-        notes.append("layers keep different head counts: ORT attention fusion may be partial")
-    opt = optimize_model(str(raw), model_type="bert", num_heads=num_heads, hidden_size=hidden)
+        notes.append("attention head size unknown: ORT attention fusion may be partial")
+    with per_layer:
+        opt = optimize_model(str(raw), model_type="bert", num_heads=num_heads, hidden_size=hidden)
     stats = {k: int(v) for k, v in opt.get_fused_operator_statistics().items() if v}
     opt.save_model_to_file(str(out), use_external_data_format=large)
     fused_attention = stats.get("Attention", 0) + stats.get("MultiHeadAttention", 0)
     if fused_attention < len(heads):
         notes.append(f"ORT fused attention in {fused_attention} of {len(heads)} layers")
     return stats, notes
+
+
+@contextlib.contextmanager
+def _heads_from_query_weights(head_size: int):
+    """While active, ORT's attention fusion gives each fused layer the head count of its own query projection
+    (width / head size). ORT would read it from the Q reshape, but transformers reshapes to (batch, seq, -1, head
+    size), so it uses one count for every layer: silently wrong for a model pruned to different counts per layer."""
+    import inspect
+    import sys
+
+    import onnxruntime.transformers.optimizer  # noqa: F401 - puts its folder on sys.path: "fusion_attention" too
+
+    # ORT's optimizer imports its modules both as onnxruntime.transformers.X and as top-level X: patch the class
+    # the optimizer really uses.
+    module = sys.modules.get("fusion_attention")
+    if module is None:
+        import onnxruntime.transformers.fusion_attention as module
+    FusionAttention = module.FusionAttention
+    original = FusionAttention.create_attention_node
+    signature = inspect.signature(original)
+
+    def create(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        weight = self.model.get_initializer(bound.arguments["q_matmul"].input[1])
+        width = int(weight.dims[-1]) if weight is not None and weight.dims else 0
+        if width and width % head_size == 0:
+            bound.arguments["num_heads"], bound.arguments["hidden_size"] = width // head_size, width
+        return original(*bound.args, **bound.kwargs)
+
+    FusionAttention.create_attention_node = create
+    try:
+        yield
+    finally:
+        FusionAttention.create_attention_node = original
 
 
 def _check(path: Path, wrapper, args: tuple, names: tuple[str, ...]) -> float:
@@ -159,11 +200,33 @@ def export_onnx(src: Artifact, cfg: OnnxConfig, out_dir: Path, ctx: Context) -> 
         heads, head_size = attention_heads(model)
         stats, fuse_notes = _fuse(raw, out, heads, head_size, large)
         notes += fuse_notes
-        for p in out_dir.glob(raw.name + "*"):
-            p.unlink()
         meta.update(ort_optimized=True, ort_fused_ops=stats)
     ctx.progress(0.9, "checking ONNX Runtime against PyTorch")
-    diff = _check(out, logits_module(model, names), args, names)  # against the model's own mask handling
+    try:
+        diff = _check(out, logits_module(model, names), args, names)  # against the model's own mask handling
+    except Exception as exc:  # a fused graph ORT refuses to run: fall back below
+        if not fuse:
+            raise
+        log.warning("the fused graph does not run in ONNX Runtime: %s", exc)
+        diff = float("inf")
+    if fuse:
+        raw_diff = _check(raw, logits_module(model, names), args, names) if diff > CHECK_ATOL else diff
+        if raw_diff < diff and diff > CHECK_ATOL:  # the fusion broke the graph: keep the unfused one
+            what = "does not run" if diff == float("inf") else f"changed the outputs by up to {diff:.2g}"
+            notes.append(f"the ORT-fused graph {what}: kept the unfused graph")
+            log.warning("fused graph differs from torch by %.3g (unfused %.3g): keeping the unfused graph", diff, raw_diff)
+            for p in out_dir.glob(out.name + "*"):
+                p.unlink()
+            if large:  # the graph names its weight file: save it again under the final name
+                import onnx
+
+                onnx.save(onnx.load(str(raw)), str(out), save_as_external_data=True, location=out.name + ".data")
+            else:
+                raw.rename(out)
+            meta.update(ort_optimized=False, ort_fused_ops={}, ort_fusion_rejected_diff=diff)
+            diff = raw_diff
+        for p in out_dir.glob(raw.name + "*"):
+            p.unlink()
     if diff > CHECK_ATOL:
         notes.append(f"ONNX output differs from PyTorch by up to {diff:.2g} on the export check")
         log.warning("ONNX export differs from torch by %.3g", diff)

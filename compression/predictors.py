@@ -83,6 +83,13 @@ class TorchPredictor(Predictor):
         torch.set_num_threads(self.threads)
         self.model = self._load(artifact)
         self.positional = artifact.format in ("torchscript", "pt2")
+        self.compile_time_s: float | None = None  # torch-compile artifacts: compiled here, timed apart from loading
+        if artifact.format == "hf" and artifact.meta.get("torch_compile"):
+            from compression.torch_compile import compile_model
+            from compression.torch_wrap import EXAMPLE_TEXTS
+
+            examples = [self.encoder.encode(list(EXAMPLE_TEXTS)), self.encoder.encode(list(EXAMPLE_TEXTS[:1]))]
+            self.model, self.compile_time_s = compile_model(self.model, artifact.meta["torch_compile"], examples)
 
     def _load(self, artifact: Artifact):
         from compression.torch_wrap import load_hf_model

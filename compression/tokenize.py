@@ -101,16 +101,30 @@ class TextEncoder:
         self.max_length = int(max_length)
         self.input_names = tuple(input_names)
         self.pad_id = pad_id
+        self._pad_token = pad_token
         self._tok = tokenizer
         self._tok.no_padding()
         self._tok.enable_truncation(max_length=self.max_length)
         self._tok.enable_padding(pad_id=pad_id, pad_token=pad_token)  # no length: pad to the longest (dynamic)
 
-    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+    def encode(self, texts: Sequence[str], length: int | None = None) -> dict[str, np.ndarray]:
+        """Padded to the longest text in the batch (dynamic padding); with ``length``, every row is truncated and
+        padded to exactly ``length`` tokens (a fixed shape, e.g. to compare with the dynamic case)."""
         texts = [str(t) for t in texts]
         if not texts:
             return {name: np.zeros((0, 0), dtype=np.int64) for name in self.input_names}
-        encodings = self._tok.encode_batch(texts)
+        if length is not None:
+            if int(length) < 2 or int(length) > self.max_length:
+                raise ValueError(f"length must be between 2 and max_length {self.max_length}, got {length}")
+            self._tok.enable_truncation(max_length=int(length))
+            self._tok.enable_padding(pad_id=self.pad_id, pad_token=self._pad_token, length=int(length))
+            try:
+                encodings = self._tok.encode_batch(texts)
+            finally:  # back to dynamic padding
+                self._tok.enable_truncation(max_length=self.max_length)
+                self._tok.enable_padding(pad_id=self.pad_id, pad_token=self._pad_token)
+        else:
+            encodings = self._tok.encode_batch(texts)
         out = {
             "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),

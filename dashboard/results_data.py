@@ -122,6 +122,9 @@ def metrics_frame(
         df[key] = df[source] / ref if ref and not math.isnan(ref) else math.nan
     ref_acc = _num(base["accuracy"]) if base is not None else math.nan
     df[ACCURACY_DELTA[0]] = (df["accuracy"] - ref_acc) * 100.0
+    from dashboard.uncertainty import add_noise_columns  # intervals and "within noise" verdicts
+
+    add_noise_columns(df, variants, predictions, labels)
     return df
 
 
@@ -134,8 +137,12 @@ def display_columns(df: pd.DataFrame) -> dict[str, str]:
     """Column key -> human header (with the real batch size) for the reference table."""
     n = batch_size_of(df)
     heads = {"variant": "Variant", "techniques": "Techniques", "status": "Status"}
+    from dashboard.uncertainty import NOISE_COLUMNS
+
     for key, label in FIGURES.items():
         heads[key] = label.replace("bN", f"b{n}") if n else label
+        for extra, extra_label in NOISE_COLUMNS.get(key, {}).items():
+            heads[extra] = extra_label.replace("bN", f"b{n}") if n else extra_label
     for key, (_, label) in RATIOS.items():
         heads[key] = label.replace("bN", f"b{n}") if n else label
     heads[ACCURACY_DELTA[0]] = ACCURACY_DELTA[1]

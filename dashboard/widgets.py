@@ -24,7 +24,7 @@ MAX_UPLOAD_MIB = 200  # the same limit as .streamlit/config.toml's server.maxUpl
 GROUPS = (
     ("serialization", "Serialization", "Same weights, another runtime or file format."),
     ("quantization", "Quantization", "Weights stored and multiplied as 8-bit integers."),
-    ("pruning", "Pruning", "Remove parts of the network (no retraining)."),
+    ("pruning", "Pruning", "Remove or factorize parts of the network (some fine-tune briefly)."),
     ("architecture", "Architecture", "Train a smaller model to imitate the original."),
 )
 SOURCES = ("Default classifier", "Architecture preset", "Hugging Face Hub", "Local folder")
@@ -435,6 +435,11 @@ def _entry_controls(entry: Entry) -> None:
     st.checkbox(entry.label, key=_tick_key(entry), help=helptext)
     if cls.deprecated:
         st.badge("deprecated API", icon=":material/warning:", color="orange")
+    from dashboard.hardware import technique_advice
+
+    cpu_advice = technique_advice(entry.technique, entry.fixed)
+    if cpu_advice:
+        st.caption(f":material/memory: {cpu_advice}")
     if not (st.session_state.get(_tick_key(entry)) or entry.key in (st.session_state.get("chain_steps") or [])):
         return  # options appear once the technique is ticked or used in the chain (defaults otherwise)
     fields = [f for f in dataclasses.fields(cls) if f.name not in entry.fixed]
@@ -606,6 +611,8 @@ def settings_picker() -> dict[str, int]:
         "eval_size": "Evaluation sample",
         "warmup": "Warm-up calls",
         "seed": "Seed",
+        "ci_target_pct": "Latency interval target (\u00b1 %)",
+        "latency_budget_s": "Extra-repeat budget (s)",
     }
     extra_help = {
         "threads": f" This machine has {cores} core(s).",
@@ -637,6 +644,10 @@ def settings_picker() -> dict[str, int]:
         w1, w2 = st.columns(2)
         number(w1, "warmup")
         number(w2, "seed")
+        if "ci_target_pct" in d:
+            a1, a2 = st.columns(2)
+            number(a1, "ci_target_pct")
+            number(a2, "latency_budget_s")
     return out
 
 

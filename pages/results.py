@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots
+from dashboard import hardware, plots, share, sweep, uncertainty
 from dashboard import results_data as rd
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,9 @@ def _header(run: dict, variants: list[dict]) -> None:
         st.caption(
             f"{s.get('threads', '?')} thread(s) \u00b7 batch size {s.get('batch_size', '?')} \u00b7 "
             f"{s.get('repeats', '?')} timed repeats after {s.get('warmup', '?')} warm-up \u00b7 "
-            f"{s.get('eval_size', '?')} evaluation examples \u00b7 seed {s.get('seed', '?')}"
+            + (f"then more until the median is known to \u00b1{s['ci_target_pct']} % (budget {s.get('latency_budget_s')} s"
+               " per variant) \u00b7 " if s.get("ci_target_pct") else "")
+            + f"{s.get('eval_size', '?')} evaluation examples \u00b7 seed {s.get('seed', '?')}"
         )
     status = run.get("status")
     n_done = sum(v.get("status") == "done" for v in variants)
@@ -332,6 +334,7 @@ def _predictions(store, run_id: str, variants: list[dict]) -> None:
 
 
 def _environment(run: dict) -> None:
+    hardware.render(run)  # the CPU's instruction sets and warnings for techniques it cannot speed up
     with st.expander("Environment fingerprint and the exact request"):
         env = run.get("env") or {}
         if env:
@@ -365,11 +368,15 @@ def show_run(store, run_id: str) -> None:
     n_labels = len(examples.get("label_names") or []) or None
     df = rd.metrics_frame(variants, preds, examples.get("labels") if examples.get("texts") else None, n_labels)
     _table(df, run_id)
+    uncertainty.render(run, variants, preds, examples)  # intervals, noise verdicts, accuracy tests, RSS vs USS
     _notes(variants, run)
     _tradeoffs(df, run_id)
     _memory(store, run_id, variants)
     _predictions(store, run_id, variants)
     _environment(run)
+    share.run_extras(store, run, variants)
+    sweep.render_workloads(variants)  # the run's real-text / bucketed / fixed-shape workloads, if any
+    sweep.render(store, run_id)  # stored batch/sequence/threads sweeps (python -m profiling sweep)
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -403,7 +410,7 @@ def main() -> None:
                 icon=":material/info:",
             )
             return
-        run_id = _pick_run(runs)
+        run_id = share.shared_run(runs) if share.shared_view() else _pick_run(runs)
         if run_id is None:
             return
         status = next((r["status"] for r in runs if r["id"] == run_id), None)

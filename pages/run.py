@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import state, widgets
+from dashboard import hardware, state, sweep, widgets
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +199,12 @@ def setup_form() -> None:
     st.markdown("#### 2 · Labeled data")
     dataset, data_errors = widgets.dataset_picker()
     st.markdown("#### 3 · Techniques")
+    hardware.render()  # this CPU's instruction sets; the picker warns under techniques it cannot speed up
     variants, tech_errors = widgets.technique_picker()
     widgets.extra_variants_editor()
     st.markdown("#### 4 · Measurement")
     settings = widgets.settings_picker()
+    workloads = sweep.workloads_picker(settings["batch_size"])
 
     st.divider()
     errors = model_errors + data_errors + tech_errors
@@ -222,7 +224,8 @@ def setup_form() -> None:
         "tab or close the browser. This page follows it live.",
     )
     if clicked:
-        launch({"model": model, "dataset": dataset, "variants": variants, "settings": settings})
+        launch({"model": model, "dataset": dataset, "variants": variants, "settings": settings,
+                **({"workloads": workloads} if workloads else {})})
 
 
 def launch(request: dict) -> None:

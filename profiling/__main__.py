@@ -1,4 +1,5 @@
-"""Command line: ``python -m profiling run|execute|list|show|delete|setup|techniques`` (the engine without a browser)."""
+"""Command line: ``python -m profiling run|execute|list|show|delete|report|export|import|setup|techniques|...`` (the
+engine without a browser)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="a ready-made sequence: 'seed' (the reference walk-through) or 'quick'; "
                           "combined with --techniques, the techniques are added after it (default: quick when "
                           "no --techniques)")
+    run.add_argument("--workloads", help="extra latency workloads over the sampled test texts, comma-separated: "
+                                         "'dynamic:8' (each batch padded to its longest text), 'bucketed:8' (sorted "
+                                         "by length within 8 batches first), 'fixed:10x32' (batch x tokens)")
     for key, default in DEFAULT_SETTINGS.items():
         run.add_argument("--" + key.replace("_", "-"), type=int, default=default,
                          help=f"{SETTING_HELP[key]} (default: {default})")
@@ -67,8 +71,30 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("run_id")
     store_arg(rm)
 
+    rep = sub.add_parser("report", help="write a run's self-contained HTML report (charts inline, no network)")
+    rep.add_argument("run_id")
+    rep.add_argument("-o", "--output", help="HTML file to write (default: report-RUN_ID.html)")
+    store_arg(rep)
+
+    exp = sub.add_parser("export", help="export a finished run as a bundle (a zip of JSON files) for another install")
+    exp.add_argument("run_id")
+    exp.add_argument("-o", "--output", help="bundle file to write (default: run-RUN_ID.zip)")
+    store_arg(exp)
+
+    imp = sub.add_parser("import", help="import a run bundle (validated; a bad bundle is refused, nothing stored)")
+    imp.add_argument("bundle", help="the .zip file written by 'export'")
+    imp.add_argument("--on-collision", choices=["new", "refuse"], default="new",
+                     help="when the run id is already stored: store under a new id (default) or refuse")
+    store_arg(imp)
+
     sub.add_parser("setup", help="download the bundled datasets and build the default classifiers (cached)")
     sub.add_parser("techniques", help="list the techniques, their options and the presets")
+    from profiling.sweep import add_parser as add_sweep_parser
+
+    add_sweep_parser(sub)
+    from profiling.sensitivity import add_parser as add_sensitivity_parser
+
+    add_sensitivity_parser(sub)
     return p
 
 
@@ -130,7 +156,10 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     if args.techniques:
         variants.extend(parse_techniques(args.techniques))
     settings = {key: getattr(args, key) for key in DEFAULT_SETTINGS}
-    return {"model": args.model, "dataset": dataset, "variants": variants, "settings": settings}
+    request = {"model": args.model, "dataset": dataset, "variants": variants, "settings": settings}
+    if getattr(args, "workloads", None):
+        request["workloads"] = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    return request
 
 
 # ---- progress bars ---------------------------------------------------------------------------------------
@@ -210,6 +239,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         request = normalize_request(build_request(args))
     except RequestError as exc:
         raise CliError(str(exc)) from None
+    from profiling.hardware import advice_for, detect
+
+    cpu = detect()
+    for v in request["variants"]:
+        for step in v["chain"]:
+            if advice_for(step["technique"], cpu, step):
+                print(f"warning: {v['name']}: {advice_for(step['technique'], cpu, step)}", file=sys.stderr)
     store = _store(args)
     store.reap_dead_runs()
     run_id = store.create_run(request)
@@ -333,8 +369,11 @@ def cmd_techniques(args: argparse.Namespace) -> int:
     import dataclasses
 
     from compression.registry import REGISTRY
+    from profiling.hardware import advice_for, detect
     from profiling.presets import PRESET_HELP, PRESETS
 
+    cpu = detect()
+    print(f"this CPU: {cpu.summary()}\n")
     groups: dict[str, list] = {}
     for name, tech in sorted(REGISTRY.items()):
         groups.setdefault(tech.config_cls.group or "other", []).append((name, tech.config_cls))
@@ -347,6 +386,8 @@ def cmd_techniques(args: argparse.Namespace) -> int:
                 print(f"      deprecated: {cls.deprecated}")
             if cls.warning:
                 print(f"      note: {cls.warning}")
+            if advice_for(name, cpu):
+                print(f"      this CPU: {advice_for(name, cpu)}")
             for f in dataclasses.fields(cls):
                 extra = f" (one of {', '.join(map(str, f.metadata['choices']))})" if f.metadata.get("choices") else ""
                 option = f"{name}:{f.name}={f.default}"
@@ -358,8 +399,54 @@ def cmd_techniques(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from profiling.sweep import cmd_sweep as run_sweep
+
+    return run_sweep(args)
+
+
 COMMANDS = {"run": cmd_run, "execute": cmd_execute, "list": cmd_list, "show": cmd_show, "delete": cmd_delete,
-            "setup": cmd_setup, "techniques": cmd_techniques}
+            "setup": cmd_setup, "techniques": cmd_techniques, "sweep": cmd_sweep}
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from profiling.html_report import write_html
+
+    store = _store(args)
+    if store.get_run(args.run_id) is None:
+        raise CliError(f"no run {args.run_id!r} in {store.path}; see 'python -m profiling list'")
+    path = write_html(store, args.run_id, args.output or f"report-{args.run_id}.html")
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from profiling.bundle import export_run
+
+    path = export_run(_store(args), args.run_id, args.output or f"run-{args.run_id}.zip")
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from profiling.bundle import import_bundle
+
+    store = _store(args)
+    run_id = import_bundle(store, Path(args.bundle), on_collision=args.on_collision)
+    print(f"imported run {run_id} into {store.path}")
+    return 0
+
+
+COMMANDS.update({"report": cmd_report, "export": cmd_export, "import": cmd_import})
+
+
+def cmd_sensitivity(args: argparse.Namespace) -> int:
+    from profiling.sensitivity import cmd_sensitivity as run_sensitivity
+
+    return run_sensitivity(args)
+
+
+COMMANDS["sensitivity"] = cmd_sensitivity
 
 
 def main(argv: list[str] | None = None) -> int:

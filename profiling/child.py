@@ -70,13 +70,32 @@ class Channel:
 
     def phase(self, name: str) -> None:
         log.info("phase %s", name)
-        self.send(phase=name, t=time.time())
+        # The kernel's RSS high-water mark so far: a peak between two RSS samples is not lost (see monitor).
+        self.send(phase=name, t=time.time(), mem=read_status_kib())
 
     def progress(self, frac: float, msg: str, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_progress >= 0.25:  # throttled: progress must not cost measurable time
             self._last_progress = now
             self.send(progress=round(min(max(frac, 0.0), 1.0), 4), msg=msg)
+
+
+STATUS_FIELDS = {"VmHWM": "hwm", "VmRSS": "rss", "RssAnon": "anon", "RssFile": "file", "RssShmem": "shmem"}
+
+
+def read_status_kib(path: str = "/proc/self/status") -> dict[str, int]:
+    """This process's RSS high-water mark, RSS and its anonymous / file-backed / shared-memory parts (KiB) from
+    /proc/self/status (Linux; empty elsewhere). File-backed pages are e.g. the mapped model file and libraries."""
+    out: dict[str, int] = {}
+    try:
+        with open(path) as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key in STATUS_FIELDS:
+                    out[STATUS_FIELDS[key]] = int(value.split()[0])
+    except (OSError, ValueError, IndexError):
+        return {}
+    return out
 
 
 def set_thread_env(threads: int) -> None:
@@ -133,8 +152,9 @@ def profile(workload: dict, artifact_dir: Path, channel: Channel, t_import: floa
 
     from compression.artifact import Artifact
     from profiling.evaluation import softmax
-    from profiling.latency import repeat_ms, summarize, time_call
+    from profiling.latency import CpuWindow, summarize, time_call
     from profiling.memory import uss_mib
+    from profiling.stats import adaptive_repeat_ms
 
     artifact = Artifact.load(artifact_dir)
     factory = _predictor_factory(artifact)
@@ -149,6 +169,9 @@ def profile(workload: dict, artifact_dir: Path, channel: Channel, t_import: floa
     channel.progress(0.02, "loading the model", force=True)
     load_ms, predictor = time_call(factory, artifact, threads)
     metrics["load_time_s"] = load_ms / 1000.0
+    if getattr(predictor, "compile_time_s", None):  # torch-compile: compiled during load, reported apart
+        metrics["compile_time_s"] = predictor.compile_time_s
+        metrics["load_time_s"] -= predictor.compile_time_s
 
     def batch_at(i: int, n: int) -> list[str]:  # cycle through the real texts
         return [lat_texts[(i * n + j) % len(lat_texts)] for j in range(n)]
@@ -174,17 +197,41 @@ def profile(workload: dict, artifact_dir: Path, channel: Channel, t_import: floa
         predict(batch_at(i, batch_size))
 
     channel.phase("latency")
+    # Repeats: at least `repeats`; with a target, more until the median's bootstrap 95 % interval is within
+    # ±target or half the variant's time budget is spent per figure (profiling.stats.adaptive_repeat_ms).
+    target = float(workload.get("ci_target_pct") or 0) / 100.0
+    budget = float(workload.get("latency_budget_s") or 0) / 2.0
+    max_repeats = max(repeats, int(workload.get("max_repeats") or repeats))
+    metrics["latency_target_rel"] = target
     for key, n, lo, hi in (("b1", 1, 0.15, 0.35), ("bN", batch_size, 0.35, 0.6)):
+        t_start = time.perf_counter()
 
-        def report(i: int, _ms: float, key=key, lo=lo, hi=hi) -> None:
-            channel.progress(lo + (hi - lo) * (i + 1) / repeats, f"latency {key}: {i + 1}/{repeats}")
+        def report(i: int, _ms: float, key=key, lo=lo, hi=hi, t_start=t_start) -> None:
+            done = min((i + 1) / repeats, 1.0)
+            if target:  # the minimum repeats, then the budget (or max_repeats) fills the rest of the bar
+                rest = (time.perf_counter() - t_start) / budget if budget else (i + 1) / max_repeats
+                done = 0.3 * done + 0.7 * min(rest, 1.0)
+            channel.progress(lo + (hi - lo) * done, f"latency {key}: {i + 1} repeats")
 
-        raw = repeat_ms(lambda i, n=n: predict(batch_at(i, n)), repeats, on_each=report)
+        window = CpuWindow()
+        run = adaptive_repeat_ms(lambda i, n=n: predict(batch_at(i, n)), repeats, max_repeats, target, budget,
+                                 on_each=report)
+        contention = window.stop()
+        raw = run.raw
         metrics[f"latency_{key}_ms"] = raw
         for stat, value in summarize(raw).items():
             if stat != "n":
                 metrics[f"latency_{key}_{stat}_ms"] = value
+        metrics.update(run.metrics(f"latency_{key}_"))
+        metrics.update({f"latency_{key}_{k}": v for k, v in contention.items()})
     metrics["throughput_per_s"] = batch_size * 1000.0 / metrics["latency_bN_median_ms"]
+    if workload.get("workloads"):  # real texts with dynamic/bucketed padding or fixed shapes (profiling.workloads)
+        from profiling.workloads import measure_workloads
+
+        metrics["workloads"] = measure_workloads(
+            predictor, lat_texts, workload["workloads"], int(workload.get("workload_repeats") or repeats),
+            warmup=1, progress=lambda frac, msg: channel.progress(0.6, msg),
+        )
 
     channel.phase("evaluation")
     t_eval = time.perf_counter()
@@ -279,6 +326,7 @@ def main(argv: list[str]) -> int:
         channel.send(error=error)
         return 1
     write_json_atomic(result_path, result)
+    channel.send(exit_mem=read_status_kib())  # the high-water mark after the result was written
     return 0
 
 

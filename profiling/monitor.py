@@ -25,6 +25,7 @@ from profiling.memory import RssSampler, Sample, SamplesCallback, backend
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+MISSED_PEAK_REL = 0.01  # a high-water mark more than 1 % above the sampled peak: a spike the samples missed
 PhaseCallback = Callable[[str, float], None]
 ProgressCallback = Callable[[float, str], None]
 
@@ -42,12 +43,19 @@ class Workload:
     warmup: int = 3
     threads: int = 2
     eval_labels: list[int] | None = None
+    ci_target_pct: float = 0.0  # > 0: more repeats until the median's 95 % interval is within ±this %
+    latency_budget_s: float = 0.0  # time budget for the extra repeats of both latency figures together
+    max_repeats: int = 1000
 
     def __post_init__(self) -> None:
-        for name, low in (("batch_size", 1), ("repeats", 1), ("warmup", 0), ("threads", 1)):
+        for name, low in (("batch_size", 1), ("repeats", 1), ("warmup", 0), ("threads", 1), ("max_repeats", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name in ("ci_target_pct", "latency_budget_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1e6:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
         if not self.latency_texts:
             raise ValueError("latency needs at least one text")
         if self.eval_labels is not None and len(self.eval_labels) != len(self.eval_texts):
@@ -92,6 +100,8 @@ class _StdoutReader(threading.Thread):
         self.phases: list[tuple[str, float]] = []
         self.error: str | None = None
         self.rusage_maxrss_kib: int | None = None
+        self.phase_mem: list[tuple[str, float, dict]] = []  # (phase, t, /proc/self/status KiB at its start)
+        self.exit_mem: dict = {}
 
     def run(self) -> None:
         for line in self.stream:
@@ -107,6 +117,8 @@ class _StdoutReader(threading.Thread):
             elif "phase" in msg:
                 mark = (str(msg["phase"]), float(msg.get("t", time.time())) - self.t0)
                 self.phases.append(mark)
+                if isinstance(msg.get("mem"), dict):
+                    self.phase_mem.append((*mark, msg["mem"]))
                 _call(self.on_phase, *mark)
             elif "progress" in msg:
                 _call(self.on_progress, float(msg["progress"]), str(msg.get("msg", "")))
@@ -114,6 +126,60 @@ class _StdoutReader(threading.Thread):
                 self.error = str(msg["error"])
             elif "rusage_maxrss_kib" in msg:
                 self.rusage_maxrss_kib = int(msg["rusage_maxrss_kib"])
+            elif isinstance(msg.get("exit_mem"), dict):
+                self.exit_mem = msg["exit_mem"]
+
+
+def phase_at(t: float, phases: list[tuple[str, float]]) -> str:
+    """The phase running at time ``t`` ("start-up" before the first mark)."""
+    name = "start-up"
+    for phase, start in phases:
+        if start <= t:
+            name = phase
+    return name
+
+
+def peak_metrics(
+    samples: list[Sample], phases: list[tuple[str, float]], phase_mem: list[tuple[str, float, dict]], exit_mem: dict
+) -> dict[str, Any]:
+    """The reported peak RSS: the larger of the sampled peak and the kernel's high-water mark (VmHWM) that the
+    worker read at each phase start and at exit, with the phase it happened in and which one it came from.
+
+    Sampling at 20 Hz misses short spikes (an allocation freed within 50 ms, worse under CPU load); VmHWM cannot.
+    The high-water mark is monotonic, so a rise between two phase marks happened in the phase between them.
+    Also: the RSS parts at the start of "done" (anon, file-backed, shmem), to show how much of RSS is shared files.
+    """
+    out: dict[str, Any] = {}
+    sampled = max((mib for _, mib in samples), default=None)
+    sampled_t = max(samples, key=lambda s: s[1])[0] if samples else None
+    marks = [(name, mem["hwm"] / 1024) for name, _, mem in phase_mem if "hwm" in mem]
+    if "hwm" in exit_mem:
+        marks.append(("exit", exit_mem["hwm"] / 1024))
+    hwm = max((v for _, v in marks), default=None)
+    hwm_phase = None
+    if hwm is not None:
+        first = next(i for i, (_, v) in enumerate(marks) if v == hwm)
+        # the rise to the final value happened in the phase before the mark that first shows it
+        hwm_phase = marks[first - 1][0] if first > 0 else "start-up"
+        if hwm_phase == "done":
+            hwm_phase = "done (writing the result)"
+    out["peak_rss_sampled_mib"] = sampled
+    out["peak_rss_hwm_mib"] = hwm
+    if sampled is None and hwm is None:
+        return out
+    out["peak_rss_mib"] = max(v for v in (sampled, hwm) if v is not None)
+    if hwm is not None and (sampled is None or hwm > sampled * (1 + MISSED_PEAK_REL)):
+        out["peak_rss_source"], out["peak_rss_phase"] = "kernel high-water mark", hwm_phase
+    else:  # the samples caught the peak (to within MISSED_PEAK_REL): the timeline shows where
+        out["peak_rss_source"], out["peak_rss_phase"] = "sampled", phase_at(sampled_t, phases)
+    if sampled is not None and hwm is not None:
+        out["peak_rss_missed_mib"] = max(0.0, hwm - sampled)  # what the sampler alone would have missed
+    done = next((mem for name, _, mem in phase_mem if name == "done"), None)
+    if done:
+        for part in ("anon", "file", "shmem"):
+            if part in done:
+                out[f"rss_{part}_mib"] = done[part] / 1024
+    return out
 
 
 def _call(callback: Callable | None, *args: Any) -> None:
@@ -138,8 +204,9 @@ def profile_in_child(
 
     RSS is sampled every ``sample_interval_s`` (None: no sampler, only to measure the sampler's own overhead);
     times in samples and phases are seconds since just before the child was spawned. The child (its whole process
-    group) is killed after ``timeout_s``. ``peak_rss_mib`` is the sampler's peak; ``rusage_maxrss_mib`` is the
-    kernel's max RSS of the reaped worker, an outside check on it.
+    group) is killed after ``timeout_s``. ``peak_rss_mib`` is the larger of the sampler's peak and the kernel's
+    high-water mark read by the worker at each phase and at exit (see ``peak_metrics``); ``rusage_maxrss_mib`` is
+    the kernel's max RSS of the reaped worker as its parent sees it, an outside check on it.
     """
     artifact = Artifact.load(artifact_path)
     metrics: dict[str, Any] = {"disk_mib": artifact.disk_bytes() / 2**20}
@@ -192,8 +259,8 @@ def profile_in_child(
         samples = samplers[0].stop() if samplers else []
         kib = reader.rusage_maxrss_kib
         metrics["rusage_maxrss_mib"] = kib / 1024 if kib else None  # KiB on Linux
+        metrics.update(peak_metrics(samples, reader.phases, reader.phase_mem, reader.exit_mem))
         if sample_interval_s:
-            metrics["peak_rss_mib"] = samplers[0].peak_mib if samplers else None
             metrics["n_samples"] = len(samples)
             metrics["sample_rate_hz"] = samplers[0].rate_hz() if samplers else None
             metrics["sampler_cpu_s"] = samplers[0].cpu_s if samplers else None

@@ -32,7 +32,8 @@ RATIO_COLUMNS: dict[str, str] = {
     "Latency ratio": "Latency b1 median (ms)",
     "Latency bN ratio": "Latency bN median (ms)",
 }
-COLUMNS = ["idx", "Variant", "Status", *METRIC_COLUMNS, *RATIO_COLUMNS, "Lineage", "Error", "Notes"]
+VERDICT = "b1 vs original"  # faster / within noise / slower: overlapping 95 % intervals are not ranked
+COLUMNS = ["idx", "Variant", "Status", *METRIC_COLUMNS, *RATIO_COLUMNS, VERDICT, "Lineage", "Error", "Notes"]
 
 # The compact table the CLI prints: column -> (short header, format).
 CLI_COLUMNS: dict[str, tuple[str, str]] = {
@@ -50,6 +51,7 @@ CLI_COLUMNS: dict[str, tuple[str, str]] = {
     "Agreement": ("agree", "{:.3f}"),
     "Size ratio": ("size x", "{:.2f}"),
     "Latency ratio": ("lat x", "{:.2f}"),
+    VERDICT: ("b1 vs orig", "{}"),
 }
 
 
@@ -79,12 +81,39 @@ def results_frame(store: RunStore, run_id: str) -> pd.DataFrame:
             df[ratio] = None
         else:
             df[ratio] = df[col] / ref
+    df[VERDICT] = _verdicts(store.variants(run_id))
     df = df[COLUMNS]
+    df.attrs["accuracy_changes"] = _accuracy_lines(store, run_id)
     run = store.get_run(run_id)
     settings = (run or {}).get("request", {}).get("settings", {})
     df.attrs["batch_size"] = settings.get("batch_size")
     df.attrs["run_id"] = run_id
     return df
+
+
+def _verdicts(variants: list[dict]) -> list[str | None]:
+    from profiling.stats import compare_intervals, latency_interval
+
+    cis = [latency_interval(v["metrics"] if isinstance(v["metrics"], dict) else {}, "b1") for v in variants]
+    ref = next((ci for v, ci in zip(variants, cis, strict=True) if v["idx"] == 0), None)
+    return [None if v["idx"] == 0 or ci is None or ref is None else compare_intervals(ci[1:], ref[1:])
+            for v, ci in zip(variants, cis, strict=True)]
+
+
+def _accuracy_lines(store: RunStore, run_id: str) -> list[str]:
+    """"name: -0.4 points (95 % CI ...), McNemar p=...: within noise" per variant, from the stored predictions."""
+    from profiling.stats import accuracy_change
+
+    labels = store.examples(run_id).get("labels") or []
+    orig = (store.predictions(run_id, 0) or {}).get("preds") or []
+    if not labels or len(orig) != len(labels):
+        return []
+    lines = []
+    for v in store.variants(run_id):
+        preds = (store.predictions(run_id, v["idx"]) or {}).get("preds") or [] if v["idx"] else []
+        if len(preds) == len(labels):
+            lines.append(f"{v['name']}: accuracy {accuracy_change(labels, orig, preds).text()}")
+    return lines
 
 
 def format_table(df: pd.DataFrame) -> str:
@@ -109,4 +138,5 @@ def format_table(df: pd.DataFrame) -> str:
     for _, row in df.iterrows():
         if row["Status"] == "failed" and row["Error"]:
             lines.append(f"! {row['Variant']}: failed: {row['Error']}")
+    lines.extend(df.attrs.get("accuracy_changes") or [])
     return "\n".join(lines)

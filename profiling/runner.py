@@ -22,7 +22,7 @@ from profiling.store import RunStore, now_iso, process_alive
 log = logging.getLogger(__name__)
 
 DEFAULT_SETTINGS: dict[str, int] = {"threads": 2, "batch_size": 8, "repeats": 30, "warmup": 3, "eval_size": 300,
-                                    "seed": 0}
+                                    "seed": 0, "ci_target_pct": 2, "latency_budget_s": 10}
 SETTING_LIMITS: dict[str, tuple[int, int]] = {
     "threads": (1, 64),
     "batch_size": (1, 256),
@@ -30,11 +30,17 @@ SETTING_LIMITS: dict[str, tuple[int, int]] = {
     "warmup": (0, 1_000),
     "eval_size": (1, 100_000),
     "seed": (0, 2**31 - 1),
+    "ci_target_pct": (0, 50),
+    "latency_budget_s": (0, 3_600),
 }
 SETTING_HELP: dict[str, str] = {
     "threads": "CPU threads each variant may use (fixed and recorded; 2 matches this machine's cores).",
     "batch_size": "Batch size N for the second latency measurement, throughput and evaluation.",
-    "repeats": "Timed repetitions per latency figure (after warm-up); raw values are kept.",
+    "repeats": "Minimum timed repetitions per latency figure (after warm-up); raw values are kept.",
+    # no percent signs in these texts: argparse %-formats help strings (the CLI builds --options from them)
+    "ci_target_pct": "More repeats until the median latency's 95 percent bootstrap interval is within \u00b1 this "
+                     "many percent (0: exactly the minimum repeats).",
+    "latency_budget_s": "Time budget in seconds per variant for the extra repeats (both latency figures together).",
     "warmup": "Untimed calls before timing, so one-off costs do not count as steady state.",
     "eval_size": "Test examples (a seeded sample of the test split) used for accuracy and changed predictions.",
     "seed": "Seed of the evaluation sample and of the techniques' random choices.",
@@ -77,7 +83,15 @@ def normalize_request(request: dict) -> dict:
     dataset = _check_dataset(request.get("dataset"))
     settings = _check_settings(request.get("settings"))
     variants = _check_variants(request.get("variants"))
-    return {**request, "model": model, "dataset": dataset, "settings": settings, "variants": variants}
+    out = {**request, "model": model, "dataset": dataset, "settings": settings, "variants": variants}
+    if request.get("workloads"):  # extra latency workloads: real texts, bucketed, fixed shapes (profiling.workloads)
+        from profiling.workloads import normalize_workloads
+
+        try:
+            out["workloads"] = normalize_workloads(request["workloads"])
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+    return out
 
 
 def _check_model(spec: Any) -> str:
@@ -413,7 +427,7 @@ def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: d
         request = normalize_request(request)
     except RequestError as exc:
         raise _RunFailed(f"the stored request is not valid: {exc}") from None
-    settings = request["settings"]
+    settings = {**request["settings"], "workloads": request.get("workloads") or []}
     # OpenMP threads that spin while waiting make torch 5-20x slower as soon as another process shares the cores
     # (measured here: MiniLM batch-1 median 210-510 ms spinning vs 29-55 ms passive with one busy neighbour);
     # the profiling children inherit this. Set OMP_WAIT_POLICY yourself to measure with spinning.
@@ -599,7 +613,15 @@ def _profile(run_id: str, idx: int, art: Any, settings: dict, eval_texts: list[s
         rep.variant(idx, force=False, stage=msg, progress=float(frac))
 
     workload = Workload(eval_texts=eval_texts, latency_texts=latency_texts, batch_size=settings["batch_size"],
+                        ci_target_pct=settings.get("ci_target_pct", 0),
+                        latency_budget_s=settings.get("latency_budget_s", 0),
                         repeats=settings["repeats"], warmup=settings["warmup"], threads=settings["threads"])
+    if settings.get("workloads"):  # the request's extra workloads, timed in the same child
+        from profiling.sweep import ShapedWorkload
+        from profiling.workloads import MAX_RUN_PASSES
+
+        workload = ShapedWorkload(**vars(workload), workloads=settings["workloads"],
+                                  workload_repeats=min(settings["repeats"], MAX_RUN_PASSES))
     result = profile_in_child(art.path, workload, on_samples=on_samples, on_phase=on_phase, on_progress=on_progress)
     # Whatever the callbacks did not deliver live is stored now, so the timeline is always complete.
     missing_samples = [] if live["samples"] else list(result.samples)

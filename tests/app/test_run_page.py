@@ -108,7 +108,8 @@ def test_launch_creates_a_run_and_the_page_follows_it(open_page, app_env, store,
     chains = [v["chain"] for v in request["variants"]]
     assert chains[0] == []
     assert [c["technique"] for c in chains[1]] == ["prune-heads"] and chains[1][0]["fraction"] == 0.25
-    assert set(request["settings"]) == {"threads", "batch_size", "repeats", "warmup", "eval_size", "seed"}
+    assert set(request["settings"]) == {"threads", "batch_size", "repeats", "warmup", "eval_size", "seed",
+                                        "ci_target_pct", "latency_budget_s"}
     runs = store.list_runs()
     assert len(runs) == 1 and runs[0]["status"] == "queued"
     run_id = runs[0]["id"]

@@ -43,6 +43,15 @@ def allocating(artifact, threads):
     return FakePredictor(artifact.meta.get("num_labels", 2))
 
 
+def spiking(artifact, threads):
+    """Idles 0.3 s, then touches 150 MiB and frees it within a few milliseconds (a spike between RSS samples)."""
+    time.sleep(0.3)
+    block = np.ones(150 * 2**20 // 8)
+    del block
+    time.sleep(0.3)
+    return FakePredictor(artifact.meta.get("num_labels", 2))
+
+
 def crashing(artifact, threads):
     raise RuntimeError("boom: the fake predictor cannot load")
 

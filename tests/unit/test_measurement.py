@@ -209,9 +209,32 @@ def test_timer_sees_a_known_sleep(monkeypatch, fake_artifact):
     assert res.ok, res.error
     for key in ("latency_b1_median_ms", "latency_bN_median_ms"):
         assert 19.9 <= res.metrics[key] <= 24.0, (key, res.metrics[key])
+    for key in ("b1", "bN"):  # fixed repeats (no target): exactly 15, with the median's interval around it
+        m = res.metrics
+        assert m[f"latency_{key}_n"] == 15 and m[f"latency_{key}_stopped_by"] == "fixed"
+        assert 19.9 <= m[f"latency_{key}_ci_low_ms"] <= m[f"latency_{key}_median_ms"] <= m[f"latency_{key}_ci_high_ms"]
+        assert 0 <= m[f"latency_{key}_other_cpu_frac"] <= 1 and isinstance(m[f"latency_{key}_noisy"], bool)
     assert 19.9 <= res.metrics["first_call_ms"] <= 40.0
     assert res.metrics["eval_time_s"] >= 3 * 0.02  # 12 texts in batches of 4
     assert res.metrics["sample_rate_hz"] >= 10  # the sampler keeps up in practice
+
+
+def test_adaptive_repeats_in_the_child(monkeypatch, fake_artifact):
+    use_fake(monkeypatch, "sleepy")
+    monkeypatch.setenv("FAKE_SLEEP_S", "0.01")
+    work = small_workload(repeats=5, ci_target_pct=3, latency_budget_s=4, max_repeats=300)
+    res = profile_in_child(fake_artifact, work, timeout_s=120)
+    assert res.ok, res.error
+    m = res.metrics
+    assert m["latency_target_rel"] == pytest.approx(0.03)
+    for key in ("b1", "bN"):
+        n, why = m[f"latency_{key}_n"], m[f"latency_{key}_stopped_by"]
+        assert n == len(m[f"latency_{key}_ms"]) >= 5 and why in ("target", "budget", "max-repeats")
+        assert 9.9 <= m[f"latency_{key}_median_ms"] <= 14.0
+        if why == "target":  # a sleep is nearly noiseless: the usual outcome on a quiet machine
+            assert m[f"latency_{key}_target_reached"] and m[f"latency_{key}_rel_half_width"] <= 0.03
+        elif why == "budget":  # half the budget per figure
+            assert m[f"latency_{key}_elapsed_s"] >= 2.0
 
 
 def test_memory_meter_sees_a_known_allocation_and_agrees_with_the_os(monkeypatch, fake_artifact):
@@ -222,9 +245,24 @@ def test_memory_meter_sees_a_known_allocation_and_agrees_with_the_os(monkeypatch
     baseline = max(mib for t, mib in res.samples if load_t <= t <= load_t + 0.5)
     rise = res.metrics["peak_rss_mib"] - baseline
     assert 180 <= rise <= 220, f"peak rose by {rise:.1f} MiB for a 200 MiB allocation"
+    assert res.metrics["peak_rss_phase"] == "load"  # the allocation happens while the (fake) model loads
     # the outside check: the kernel's max RSS of the reaped child
     assert res.metrics["peak_rss_mib"] == pytest.approx(res.metrics["rusage_maxrss_mib"], rel=0.05)
     assert res.metrics["sample_rate_hz"] >= 10
+
+
+def test_a_spike_between_samples_is_caught_by_the_high_water_mark(monkeypatch, fake_artifact):
+    # 150 MiB touched and freed at once (tens of ms): a 20 Hz sampler sees part of it at best; the kernel's
+    # high-water mark sees all of it.
+    use_fake(monkeypatch, "spiking")
+    res = profile_in_child(fake_artifact, small_workload(), timeout_s=120)
+    assert res.ok, res.error
+    m = res.metrics
+    assert m["peak_rss_mib"] == pytest.approx(m["rusage_maxrss_mib"], rel=0.05)
+    assert m["peak_rss_hwm_mib"] >= m["peak_rss_sampled_mib"]
+    if m["peak_rss_source"] == "kernel high-water mark":  # the usual case: the samples missed the spike
+        assert m["peak_rss_phase"] == "load" and m["peak_rss_missed_mib"] > 0.01 * m["peak_rss_sampled_mib"]
+    assert m["peak_rss_mib"] - min(mib for _, mib in res.samples) > 140  # the whole spike is in the peak
 
 
 def test_a_crashing_child_reports_its_error(monkeypatch, fake_artifact):
@@ -344,8 +382,11 @@ def test_failing_callbacks_do_not_stop_the_measurement(monkeypatch, fake_artifac
 def test_no_sampler_mode_still_profiles(monkeypatch, fake_artifact):
     use_fake(monkeypatch, "fast")
     res = profile_in_child(fake_artifact, small_workload(), sample_interval_s=None)
-    assert res.ok and res.samples == [] and "peak_rss_mib" not in res.metrics
+    assert res.ok and res.samples == [] and "n_samples" not in res.metrics
     assert res.metrics["rusage_maxrss_mib"] > 10
+    # without samples the peak is the kernel's high-water mark, which the worker reads at each phase and at exit
+    assert res.metrics["peak_rss_source"] == "kernel high-water mark" and res.metrics["peak_rss_sampled_mib"] is None
+    assert res.metrics["peak_rss_mib"] == pytest.approx(res.metrics["rusage_maxrss_mib"], rel=0.05)
 
 
 def test_the_child_reports_bad_arguments_cleanly(tmp_path):
@@ -409,8 +450,11 @@ def test_end_to_end_real_artifacts(tmp_path, monkeypatch):
         assert [n for n, _ in res.phases] == list(PHASES)
         assert len(res.preds) == len(TEXTS) * 2 and len(res.probs[0]) == 2
         assert res.metrics["load_time_s"] > 0
-        # the memory meter against the kernel's max RSS of the same process (issue 6: within 5 %)
+        # the memory meter against the kernel's max RSS of the same process (issue 6: within 5 %); robust under CPU
+        # load, when 20 Hz samples miss short ONNX spikes: the worker's own VmHWM reads are part of the meter
         assert res.metrics["peak_rss_mib"] == pytest.approx(res.metrics["rusage_maxrss_mib"], rel=0.05)
+        assert res.metrics["peak_rss_sampled_mib"] <= res.metrics["peak_rss_mib"]
+        assert res.metrics["rss_file_mib"] > 0 and res.metrics["uss_mib"] < res.metrics["peak_rss_mib"]
         results[art.format] = res
     assert results["hf"].metrics["imported_torch"] is True
     if "onnx" in results:
@@ -426,3 +470,26 @@ def test_a_relative_artifact_path_works(monkeypatch, fake_artifact):
     monkeypatch.chdir(fake_artifact.parent)  # the child runs in the repo root: the path must be made absolute
     res = profile_in_child(Path(fake_artifact.name), small_workload(), timeout_s=120)
     assert res.ok, res.error
+
+
+@pytest.mark.slow
+def test_memory_meter_agrees_with_the_os_on_the_default_classifier(monkeypatch):
+    # Issue 6's outside check on real variants: the fine-tuned MiniLM in PyTorch and as ONNX Runtime int8 (built
+    # once and cached in data/), measured the way a run measures them.
+    monkeypatch.delenv(TEST_PREDICTOR_ENV, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from compression import apply, parse_spec
+    from profiling import paths
+    from profiling.models import resolve_model
+
+    base = resolve_model("default:movie-reviews")
+    int8 = apply(apply(base, parse_spec("onnx"), paths.artifacts_dir()), parse_spec("onnx-int8"), paths.artifacts_dir())
+    texts = ["a moving, beautifully acted film", "two hours I will never get back"] * 8
+    for art in (base, int8):
+        res = profile_in_child(art.path, Workload(texts, texts, batch_size=8, repeats=5, warmup=1, threads=2),
+                               timeout_s=300)
+        assert res.ok, res.error
+        m = res.metrics
+        assert m["peak_rss_mib"] == pytest.approx(m["rusage_maxrss_mib"], rel=0.05), art.format
+        assert m["peak_rss_sampled_mib"] <= m["peak_rss_mib"] and m["peak_rss_phase"] in PHASES + ("start-up",)
+        assert 0 < m["uss_mib"] < m["peak_rss_mib"] and m["rss_file_mib"] > 0  # shared pages count in RSS
