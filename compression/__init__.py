@@ -4,6 +4,8 @@ Importing this package registers every technique; technique modules import torch
 onnxruntime lazily inside their handlers, so listing techniques stays cheap.
 """
 
+# Technique modules register themselves on import.
+from compression import techniques as _techniques  # noqa: F401
 from compression.artifact import Artifact
 from compression.registry import (
     REGISTRY,
@@ -16,9 +18,6 @@ from compression.registry import (
     config_from_json,
     parse_spec,
 )
-
-# Technique modules register themselves on import.
-from compression import techniques as _techniques  # noqa: E402,F401
 
 __all__ = [
     "REGISTRY",

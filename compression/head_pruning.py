@@ -49,7 +49,8 @@ class PruneHeadsConfig(TechniqueConfig):
         "Removes a fraction of the attention heads in every layer, structurally (smaller Q/K/V and output "
         "matrices), so the model is really smaller and faster. 'random' picks heads at random (as the reference); "
         "'importance' removes the heads with the lowest gradient-based importance (Michel et al. 2019) measured "
-        "on a few labeled training batches. No fine-tuning afterwards, so accuracy can drop sharply."
+        "on a few labeled training batches; with steps > 1 it prunes iteratively (remove a share, re-score the "
+        "smaller model, repeat), as Michel et al. do. No fine-tuning afterwards, so accuracy can drop sharply."
     )
     accepts: ClassVar[tuple[str, ...]] = ("hf",)
     produces: ClassVar[str] = "hf"
@@ -65,6 +66,10 @@ class PruneHeadsConfig(TechniqueConfig):
         default=8, metadata={"help": "Labeled training batches used to score heads (importance only).", "min": 1}
     )
     batch_size: int = field(default=16, metadata={"help": "Batch size when scoring heads.", "min": 1})
+    steps: int = field(
+        default=1,
+        metadata={"help": "Importance only: prune in this many rounds, re-scoring the heads after each.", "min": 1},
+    )
 
     def __post_init__(self) -> None:
         f = self.fraction
@@ -72,7 +77,7 @@ class PruneHeadsConfig(TechniqueConfig):
             raise ValueError(f"fraction must be a number strictly between 0 and 1, got {f!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("seed", "importance_batches", "batch_size"):
+        for name in ("seed", "importance_batches", "batch_size", "steps"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004 (config errors are ValueErrors)
@@ -80,6 +85,13 @@ class PruneHeadsConfig(TechniqueConfig):
             raise ValueError(f"importance_batches must be at least 1, got {self.importance_batches}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.steps > 1 and self.method != "importance":
+            raise ValueError(f"steps={self.steps} (iterative pruning) needs method=importance, got {self.method!r}")
+
+    def uses_train_data(self) -> bool:
+        return self.method == "importance"
 
     def check(self, meta: dict[str, Any]) -> None:
         """Refuse models without head information and fractions that would empty a layer."""
@@ -90,6 +102,11 @@ class PruneHeadsConfig(TechniqueConfig):
                 f"this {meta.get('model_type', 'model')} has none recorded"
             )
         plan_counts(self.fraction, heads)
+        if meta.get("low_rank_ranks"):
+            raise TechniqueError(
+                f"{self.spec()} cannot follow low-rank factorization (its attention projections are factorized); "
+                "prune heads first, then factorize"
+            )
 
 
 @contextlib.contextmanager
@@ -183,6 +200,49 @@ def choose_heads(
     return chosen
 
 
+def iterative_choice(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    counts: Sequence[int],
+    cfg: PruneHeadsConfig,
+    max_length: int,
+    progress: Any = None,
+) -> tuple[list[list[int]], list[list[float]]]:
+    """Michel et al.'s iterative loop on a copy: per round, remove a share of each layer's heads, then re-score.
+
+    Returns the heads to remove (indices of the input model, per layer) and the first round's importance.
+    """
+    import copy
+
+    from compression.hf_io import attention_layers
+
+    work = copy.deepcopy(model)
+    current = [list(range(h.num_heads)) for h in attention_layers(work)]  # input index of each current head
+    removed: list[list[int]] = [[] for _ in current]
+    first: list[list[float]] = []
+    for rnd in range(cfg.steps):
+        target = [math.floor(n * (rnd + 1) / cfg.steps + 0.5) for n in counts]
+        now = [t - len(r) for t, r in zip(target, removed, strict=True)]
+        if not any(now):
+            continue
+
+        def report(f: float, m: str, rnd: int = rnd) -> None:
+            if progress:
+                progress((rnd + f) / cfg.steps, f"round {rnd + 1}/{cfg.steps}, {m}")
+
+        scores = head_importance(work, tokenizer, texts, labels, cfg, max_length, report)
+        if not first:
+            first = scores
+        drop = choose_heads([len(c) for c in current], now, "importance", cfg.seed, scores)
+        prune_model(work, drop)
+        for layer, d in enumerate(drop):
+            removed[layer] += [current[layer][i] for i in d]
+            current[layer] = [h for i, h in enumerate(current[layer]) if i not in set(d)]
+    return [sorted(r) for r in removed], first
+
+
 def prune_model(model: Any, remove: Sequence[Sequence[int]]) -> None:
     """Structurally remove the given heads (current indices per layer) from ``model`` in place."""
     from compression.hf_io import attention_layers
@@ -234,10 +294,13 @@ def prune_heads(src: Artifact, cfg: PruneHeadsConfig, out_dir: Path, ctx: Contex
             raise TechniqueError(f"training labels must be class indices 0..{n_labels - 1} for this model")
         tokenizer = load_tokenizer(src.path)
         max_length = int(src.meta.get("max_length", 128))
-        importance = head_importance(
-            model, tokenizer, texts, labels, cfg, max_length, lambda f, m: ctx.progress(0.1 + 0.7 * f, m)
-        )
-    remove = choose_heads(heads, counts, cfg.method, cfg.seed, importance)
+        report = lambda f, m: ctx.progress(0.1 + 0.7 * f, m)
+        if cfg.steps > 1:
+            remove, importance = iterative_choice(model, tokenizer, texts, labels, counts, cfg, max_length, report)
+        else:
+            importance = head_importance(model, tokenizer, texts, labels, cfg, max_length, report)
+    if importance is None or cfg.steps == 1:
+        remove = choose_heads(heads, counts, cfg.method, cfg.seed, importance)
     original = _original_indices(src.meta, heads)
     prune_model(model, remove)
     pruned_before = src.meta.get("pruned_heads") or {}
@@ -263,7 +326,7 @@ def prune_heads(src: Artifact, cfg: PruneHeadsConfig, out_dir: Path, ctx: Contex
         pruned_heads=pruned,
         kept_heads=kept,
         head_importance=importance,
-        pruning_method=cfg.method,
+        pruning_method=cfg.method if cfg.steps == 1 else f"iterative importance ({cfg.steps} rounds)",
         param_count_before_pruning=params_before,
         notes=notes,
     )

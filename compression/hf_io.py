@@ -16,6 +16,24 @@ CONFIG_FILE = "config.json"
 # Custom config attribute: attention heads remaining in each layer (absent or equal to the config's head
 # count for an unpruned model). The per-head size stays hidden_size / num_attention_heads of the original.
 HEADS_ATTR = "heads_per_layer"
+# Custom config attribute: {torch module name: rank} of Linears factorized into two (low-rank technique).
+LOW_RANK_ATTR = "low_rank_ranks"
+# Custom config attribute: the dtype the weights are stored AND run in ("float16"/"bfloat16", half precision
+# technique). Hub configs' own torch_dtype is ignored on purpose: models are otherwise loaded in float32.
+DTYPE_ATTR = "compression_dtype"
+HALF_DTYPES = ("float16", "bfloat16")
+
+
+def stored_dtype(config: Any) -> Any:
+    """The torch dtype recorded by the half-precision technique, or None (float32)."""
+    name = getattr(config, DTYPE_ATTR, None)
+    if name is None:
+        return None
+    if name not in HALF_DTYPES:
+        raise ValueError(f"config {DTYPE_ATTR} must be one of {', '.join(HALF_DTYPES)}, got {name!r}")
+    import torch
+
+    return getattr(torch, name)
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -214,7 +232,23 @@ def build_empty_model(path: Path, attn_implementation: str | None = None, init: 
     heads = _stored_heads(config)
     if heads is not None:
         _shrink(model, heads)
+    apply_low_rank_structure(model, getattr(config, LOW_RANK_ATTR, None) or {})
     return model.eval()
+
+
+def apply_low_rank_structure(model: Any, ranks: dict[str, int]) -> None:
+    """Replace each named Linear by Sequential(Linear(in, r, no bias), Linear(r, out)); weights are set later."""
+    from torch import nn
+
+    for name, rank in ranks.items():
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        old = getattr(parent, attr)
+        if not isinstance(old, nn.Linear):
+            raise ValueError(f"low-rank layer {name} is a {type(old).__name__}, not a Linear")  # noqa: TRY004
+        first = nn.Linear(old.in_features, int(rank), bias=False, dtype=old.weight.dtype)
+        second = nn.Linear(int(rank), old.out_features, bias=old.bias is not None, dtype=old.weight.dtype)
+        setattr(parent, attr, nn.Sequential(first, second))
 
 
 def load_model(path: Path, attn_implementation: str | None = None) -> Any:
@@ -222,17 +256,29 @@ def load_model(path: Path, attn_implementation: str | None = None) -> Any:
     path = Path(path)
     config = _read_config(path)
     weights = path / WEIGHTS_FILE
-    if not _is_pruned(config):
+    from compression.sparse_io import SPARSE_WEIGHTS_FILE, load_sparse_into
+
+    sparse = path / SPARSE_WEIGHTS_FILE
+    ranks = getattr(config, LOW_RANK_ATTR, None) or {}
+    if not _is_pruned(config) and not ranks and not sparse.is_file():
         cls = _model_class(config)
         kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        if stored_dtype(config) is not None:
+            kwargs["dtype"] = stored_dtype(config)
         model = cls.from_pretrained(str(path), use_safetensors=True, trust_remote_code=False, **kwargs)
         return model.eval()
-    if not weights.is_file():
+    if not weights.is_file() and not sparse.is_file():
         raise FileNotFoundError(f"{path} has no {WEIGHTS_FILE}")
     from safetensors.torch import load_file
 
     model = _from_config(config, attn_implementation, init=False)
     _shrink(model, _stored_heads(config) or [])
+    apply_low_rank_structure(model, ranks)
+    if stored_dtype(config) is not None:
+        model.to(stored_dtype(config))
+    if sparse.is_file():
+        load_sparse_into(model, sparse)  # tensor by tensor: no second full copy of the weights in RAM
+        return model.eval()
     state = load_file(str(weights))
     model.load_state_dict(state, strict=True)
     return model.eval()
@@ -254,8 +300,10 @@ def model_meta(model: Any) -> dict[str, Any]:
     }
 
 
-def save_model(model: Any, out_dir: Path) -> dict[str, Any]:
-    """Write config.json (with the per-layer head counts) and model.safetensors; return meta updates."""
+def save_model(model: Any, out_dir: Path, sparse: bool = False) -> dict[str, Any]:
+    """Write config.json (with the per-layer head counts) and model.safetensors; return meta updates.
+
+    ``sparse=True`` writes model.sparse.safetensors instead (mostly-zero matrices as bitmask + values)."""
     from safetensors.torch import save_file
 
     out_dir = Path(out_dir)
@@ -269,6 +317,11 @@ def save_model(model: Any, out_dir: Path) -> dict[str, Any]:
     config.architectures = [type(model).__name__]
     config.save_pretrained(str(out_dir))
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    if sparse:
+        from compression.sparse_io import SPARSE_WEIGHTS_FILE, save_sparse
+
+        meta.update(save_sparse(state, out_dir / SPARSE_WEIGHTS_FILE))
+        return meta
     save_file(state, str(out_dir / WEIGHTS_FILE), metadata={"format": "pt"})
     return meta
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compression.artifact import Artifact, copy_tokenizer
-from compression.registry import Context, TechniqueConfig, register
+from compression.layer_names import canonical_layer_list, nodes_to_exclude, parse_layer_list
+from compression.registry import Context, TechniqueConfig, TechniqueError, register
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,17 @@ class OnnxInt8Config(TechniqueConfig):
         },
     )
 
+    exclude_layers: str = field(
+        default="",
+        metadata={
+            "help": "Torch module names of Linear layers to keep in float, separated by + (or commas outside a "
+            "spec string), e.g. bert.encoder.layer.3.attention.self.query+bert.encoder.layer.3.output.dense; "
+            "the sensitivity map lists the most sensitive ones."
+        },
+    )
+
     def __post_init__(self) -> None:
+        object.__setattr__(self, "exclude_layers", canonical_layer_list(self.exclude_layers))
         if self.weight_type not in WEIGHT_TYPES:
             raise ValueError(f"weight_type must be one of {', '.join(WEIGHT_TYPES)}, got {self.weight_type!r}")
         for name in ("per_channel", "reduce_range"):
@@ -67,6 +78,16 @@ class OnnxInt8Config(TechniqueConfig):
     def check(self, meta: dict) -> None:
         if meta.get("quantized"):
             raise ValueError(f"the model is already quantized ({meta['quantized']}); quantizing twice is refused")
+        if meta.get("half_precision"):
+            raise ValueError(f"int8 quantization needs a float32 model; this one is {meta['half_precision']}")
+        qat = meta.get("qat")
+        if isinstance(qat, dict):
+            if qat.get("target") != "onnx-int8":
+                raise ValueError(f"the model was fine-tuned (qat) for {qat.get('target')}, whose int8 grid differs; "
+                                 "use qat:target=onnx-int8 before onnx-int8")
+            if self.weight_type != "qint8" or not self.per_channel or self.reduce_range:
+                raise ValueError("the model was fine-tuned (qat) for signed per-channel 8-bit weights; keep "
+                                 "weight_type=qint8, per_channel=true, reduce_range=false so they are reproduced")
 
 
 def _prepare(src: Path, dst: Path) -> bool:
@@ -89,6 +110,11 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
     ctx.progress(0.1, "preparing the ONNX graph")
     prepared = out_dir / "prepared.onnx"
     large = _prepare(src.path / MODEL_FILE, prepared)
+    excluded_layers = parse_layer_list(cfg.exclude_layers)
+    try:
+        excluded = nodes_to_exclude(onnx.load(str(prepared), load_external_data=False), excluded_layers)
+    except ValueError as exc:
+        raise TechniqueError(str(exc)) from exc
     ctx.progress(0.3, "quantizing weights to int8")
     quantize_dynamic(
         str(prepared),
@@ -96,6 +122,7 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
         weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
         per_channel=cfg.per_channel,
         reduce_range=cfg.reduce_range,
+        nodes_to_exclude=excluded or None,
         use_external_data_format=large,
         # Outputs of ORT's fused contrib ops (Attention, SkipLayerNormalization...) carry no inferred type.
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -113,6 +140,7 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
         "onnx",
         cfg.spec(),
         quantized="onnx-int8",
-        onnx_int8={"weight_type": cfg.weight_type, "per_channel": cfg.per_channel, "reduce_range": cfg.reduce_range},
+        onnx_int8={"weight_type": cfg.weight_type, "per_channel": cfg.per_channel, "reduce_range": cfg.reduce_range,
+                   **({"excluded_layers": list(excluded_layers), "excluded_nodes": excluded} if excluded else {})},
         onnx_int8_ops=int8_ops,
     )

@@ -11,8 +11,15 @@ MODULES = (
     "compression.torchscript",
     "compression.torch_export",
     "compression.torch_int8",
+    "compression.torch_compile",
     "compression.head_pruning",
     "compression.distillation",
+    "compression.magnitude_pruning",
+    "compression.movement_pruning",
+    "compression.low_rank",
+    "compression.onnx_static_int8",
+    "compression.half_precision",
+    "compression.qat",
 )
 
 for _name in MODULES:

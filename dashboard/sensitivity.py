@@ -1,0 +1,159 @@
+"""Sensitivity map page body: compute a per-layer / per-head map with a progress bar, draw it, suggest excludes."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from profiling import sensitivity
+
+log = logging.getLogger(__name__)
+
+METRICS = {
+    "agreement": ("Agreement with the unchanged model", True),  # (label, lower is worse)
+    "delta_accuracy": ("Change in accuracy", True),
+    "mean_logit_change": ("Mean |change in logits|", False),
+    "max_logit_change": ("Max |change in logits|", False),
+}
+TECHNIQUE_LABELS = {"int8": "int8 weights (per Linear)", "heads": "Remove one attention head", "low-rank": "Low-rank SVD (per Linear)"}
+DATASETS = ("movie-reviews", "tweets")
+
+
+def grid(result: dict[str, Any], metric: str) -> tuple[list[str], list[str], list[list[float | None]]]:
+    """(row labels 'layer i', column labels, z values) of the map; cells without a unit are None."""
+    rows = [r for r in result["rows"] if r.get("layer") is not None]
+    layers = sorted({int(r["layer"]) for r in rows})
+    columns: list[str] = []
+    for r in rows:
+        if r["column"] not in columns:
+            columns.append(r["column"])
+    z: list[list[float | None]] = [[None] * len(columns) for _ in layers]
+    for r in rows:
+        z[layers.index(int(r["layer"]))][columns.index(r["column"])] = float(r[metric])
+    return [f"layer {i}" for i in layers], columns, z
+
+
+def heatmap_figure(result: dict[str, Any], metric: str = "agreement") -> go.Figure:
+    """Layer x sublayer (or layer x head) heatmap; the colour scale runs from harmless (light) to damaging (dark red)."""
+    label, lower_is_worse = METRICS[metric]
+    ylabels, xlabels, z = grid(result, metric)
+    text = [["" if v is None else f"{v:.3f}" for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=xlabels, y=ylabels, text=text, texttemplate="%{text}", colorscale="Reds",
+            reversescale=lower_is_worse, colorbar={"title": label}, hoverongaps=False,
+            hovertemplate="%{y} · %{x}<br>" + label + ": %{z:.4f}<extra></extra>",
+        )
+    )
+    what = TECHNIQUE_LABELS.get(result["technique"], result["technique"])
+    fig.update_layout(
+        title=f"{what}: {label.lower()} ({result.get('samples', '?')} {result.get('split', 'train')} examples)",
+        yaxis={"autorange": "reversed"}, height=120 + 45 * len(ylabels), margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return fig
+
+
+def rows_frame(result: dict[str, Any]) -> pd.DataFrame:
+    """The units, most damaging first."""
+    order = sensitivity.most_sensitive(result, len(result["rows"]))
+    by_unit = {r["unit"]: r for r in result["rows"]}
+    return pd.DataFrame(
+        [
+            {
+                "Layer": by_unit[u]["label"],
+                "Module": u,
+                "Accuracy": by_unit[u]["accuracy"],
+                "Δ accuracy": by_unit[u]["delta_accuracy"],
+                "Agreement": by_unit[u]["agreement"],
+                "Mean |Δ logit|": by_unit[u].get("mean_logit_change"),
+                "Max |Δ logit|": by_unit[u]["max_logit_change"],
+            }
+            for u in order
+        ]
+    )
+
+
+def _compute_form() -> None:
+    with st.form("sensitivity-form"):
+        cols = st.columns(4)
+        dataset = cols[0].selectbox("Dataset", DATASETS, help="The default classifier fine-tuned on it is used.")
+        technique = cols[1].selectbox("Technique", list(TECHNIQUE_LABELS), format_func=TECHNIQUE_LABELS.get)
+        samples = cols[2].number_input(
+            "Train examples", min_value=8, max_value=2000, value=sensitivity.DEFAULT_SAMPLES, step=8,
+            help="A seeded sample of the TRAIN split (the test split is never used here). More examples resolve "
+            "smaller differences but take proportionally longer.",
+        )
+        seed = cols[3].number_input("Seed", min_value=0, value=0, step=1)
+        fraction = st.slider("Rank fraction (low-rank only)", 0.05, 1.0, 0.25, 0.05)
+        submitted = st.form_submit_button("Compute the map", type="primary")
+    st.caption(
+        "int8 is simulated in PyTorch (symmetric per-output-channel rounding of one Linear's weights, as ONNX "
+        "Runtime's qint8 weights); fast, but activations stay float. Each layer (or head) is changed alone and "
+        "put back before the next."
+    )
+    if not submitted:
+        return
+    bar = st.progress(0.0, text="starting")
+    try:
+        result = sensitivity.run(
+            f"default:{dataset}", {"kind": "bundled", "name": dataset}, technique, int(samples), int(seed),
+            float(fraction), progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=m),
+        )
+    except ValueError as exc:
+        bar.empty()
+        st.error(str(exc))
+        return
+    bar.progress(1.0, text=f"done in {result['seconds']:.1f} s")
+    st.session_state["sensitivity_file"] = result["file"]
+
+
+def _exclude_box(result: dict[str, Any]) -> None:
+    if result["technique"] == "heads":
+        st.caption("A head map names heads, not Linear layers: use it to read which heads matter.")
+        return
+    n = len(result["rows"])
+    k = st.number_input("Exclude the most sensitive layers: how many", 0, n, min(3, n), key="sensitivity-k")
+    names = sensitivity.most_sensitive(result, int(k))
+    if not names:
+        return
+    st.markdown("Paste into the **exclude_layers** option of dynamic int8 (ONNX Runtime), magnitude pruning, "
+                "movement pruning or low-rank on the Run page:")
+    st.code(",".join(names), language=None)
+    st.markdown("On the command line (';' separates names inside a technique spec):")
+    st.code(f"prune-magnitude:sparsity=0.5,exclude_layers={';'.join(names)}", language=None)
+
+
+def render() -> None:
+    st.title("Sensitivity map")
+    st.write(
+        "Apply one technique to one layer (or one attention head) at a time and measure how much the predictions "
+        "change on a small sample of the training split. Layers that hurt most are candidates to leave out."
+    )
+    _compute_form()
+    files = sensitivity.list_results()
+    if not files:
+        st.info("No map computed yet: choose a technique and press 'Compute the map' (about half a minute).")
+        return
+    current = st.session_state.get("sensitivity_file")
+    names = [f.name for f in files]
+    index = names.index(Path(current).name) if current and Path(current).name in names else 0
+    chosen = st.selectbox("Stored maps", names, index=index)
+    try:
+        result = sensitivity.load_result(files[names.index(chosen)])
+    except (OSError, ValueError) as exc:
+        st.error(f"cannot read {chosen}: {exc}")
+        return
+    st.caption(
+        f"{result.get('description', '')}. Model {result.get('model')}, {result.get('samples')} examples of the "
+        f"{result.get('split')} split (seed {result.get('seed')}), baseline accuracy "
+        f"{result['baseline_accuracy']:.3f}, computed in {result.get('seconds', 0):.1f} s."
+    )
+    metric = st.radio("Colour by", list(METRICS), format_func=lambda m: METRICS[m][0], horizontal=True)
+    st.plotly_chart(heatmap_figure(result, metric), width="stretch")
+    _exclude_box(result)
+    st.dataframe(rows_frame(result), hide_index=True, width="stretch")
