@@ -3,7 +3,7 @@
 PYTHON ?= python3
 PORT ?= 8501
 
-.PHONY: install install-dev setup run test test-fast lint
+.PHONY: install install-dev setup run demo test test-fast lint
 
 install:
 	$(PYTHON) -m pip install -q -r requirements.txt
@@ -19,6 +19,11 @@ setup:
 
 run: install setup
 	HF_HUB_OFFLINE=1 $(PYTHON) -m streamlit run app.py --server.port $(PORT)
+
+# Demo mode: large fonts, minimal toolbar; open http://localhost:$(PORT)/demo
+demo: install setup
+	HF_HUB_OFFLINE=1 $(PYTHON) -m streamlit run app.py --server.port $(PORT) \
+		--theme.base .streamlit/demo-theme.toml --client.toolbarMode minimal
 
 test: install-dev setup
 	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -ra --durations=25

@@ -2,12 +2,17 @@
 
 import streamlit as st
 
+from dashboard import share
+
 st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
 pg = st.navigation(
-    [
+    share.allowed_pages([
         st.Page("pages/run.py", title="Run", default=True, icon=":material/play_circle:"),
         st.Page("pages/results.py", title="Results", icon=":material/insights:"),
         st.Page("pages/history.py", title="History", icon=":material/history:"),
-    ]
+        st.Page("pages/sensitivity.py", title="Sensitivity", icon=":material/grid_on:"),
+        st.Page("pages/demo.py", title="Demo", icon=":material/slideshow:"),
+    ]),
+    position=share.nav_position(),
 )
 pg.run()

@@ -9,6 +9,10 @@ def _leave_legacy_pages_mode() -> None:
     or ``/history`` would run that page file alone (legacy sidebar, no page config). Every page imports this
     package, so the first such run switches the mode off, as st.navigation itself does, and reruns the same page
     (same page hash, same query) through app.py. Outside a script run (unit tests, the CLI) it does nothing."""
+    import sys
+
+    if "streamlit" not in sys.modules:  # no Streamlit loaded (the CLI, profiling.html_report): nothing to fix
+        return
     try:
         from streamlit.runtime.pages_manager import PagesManager
         from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import state, widgets
+from dashboard import share, state, widgets
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +180,12 @@ def main() -> None:
         st.success(f"Run {deleted} deleted.", icon=":material/delete:")
     runs_list = store.list_runs()
     if not runs_list:
-        st.info("No runs yet. Launch one on the Run page.")
+        if share.locked():
+            st.info("No runs in this read-only dashboard yet.")
+            return
+        st.info("No runs yet. Launch one on the Run page, or import a run bundle below.")
         st.page_link("pages/run.py", label="Go to the Run page", icon=":material/play_circle:")
+        share.render_import(store)
         return
     runs = {r["id"]: r for r in runs_list}
     st.caption(f"{len(runs)} stored run(s), newest first. Click **Open** to see a run's full results.")
@@ -213,7 +217,9 @@ def main() -> None:
     st.divider()
     compare_section(store, runs)
     st.divider()
-    delete_section(store, runs)
+    share.render_import(store)
+    if not share.locked():  # read-only mode: no deleting
+        delete_section(store, runs)
 
 
 with widgets.page_guard("the History page"):

@@ -91,6 +91,24 @@ class StoreError(RuntimeError):
     """The store file cannot be used (not a SQLite database, corrupt, or from a newer version)."""
 
 
+READ_ONLY_ENV = "COMPRESSION_READ_ONLY"
+
+
+class ReadOnlyError(StoreError):
+    """The app runs read-only (``COMPRESSION_READ_ONLY=1``): runs cannot be created, imported or deleted."""
+
+
+def read_only() -> bool:
+    """Whether ``$COMPRESSION_READ_ONLY`` makes this installation read-only (1, true, yes or on)."""
+    return os.environ.get(READ_ONLY_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_writable(action: str) -> None:
+    """Refuse a mutation (``action``, e.g. "delete a run") in read-only mode with a clear message."""
+    if read_only():
+        raise ReadOnlyError(f"cannot {action}: this installation is read-only ({READ_ONLY_ENV} is set)")
+
+
 def now_iso() -> str:
     return datetime.now(UTC).astimezone().isoformat(timespec="seconds")
 
@@ -231,6 +249,7 @@ class RunStore:
 
     def create_run(self, request: dict) -> str:
         """Store a new queued run and its pending variants; variant 0 is always the original model."""
+        check_writable("launch a run")
         variants = list(request.get("variants") or [])
         if not variants or variants[0].get("chain"):
             variants.insert(0, {"name": "original", "chain": []})
@@ -304,9 +323,42 @@ class RunStore:
 
     def delete_run(self, run_id: str) -> None:
         """Remove a run and everything stored for it, in one transaction."""
+        check_writable("delete a run")
         self._write([(f"DELETE FROM {table} WHERE {col}=?", (run_id,)) for table, col in (
             ("timeline", "run_id"), ("predictions", "run_id"), ("examples", "run_id"), ("variants", "run_id"),
             ("runs", "id"))])
+
+    def insert_run(self, run: dict, variants: Sequence[dict], timelines: dict[int, dict], examples: dict | None,
+                   predictions: dict[int, dict]) -> None:
+        """Store a whole finished run under ``run["id"]`` (profiling.bundle validates it first), in ONE transaction:
+        all of it is stored or, on any error (e.g. the id exists), nothing."""
+        check_writable("import a run")
+        stmts: list[tuple[str, Sequence[Any]]] = [(
+            ("INSERT INTO runs(id, created_at, created_ts, finished_at, status, error, stage, request, env) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            (run["id"], run["created_at"], time.time(), run.get("finished_at"), run["status"], run.get("error"),
+             run.get("stage"), _dumps(run["request"]), _dumps(run.get("env") or {})),
+        )]
+        for v in variants:
+            stmts.append((
+                ("INSERT INTO variants(run_id, idx, name, chain, lineage, status, stage, progress, error, metrics, "
+                 "notes, artifact, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+                (run["id"], v["idx"], v["name"], _dumps(v.get("chain") or []), _dumps(v.get("lineage") or []),
+                 v["status"], v.get("stage"), float(v.get("progress") or 0.0), v.get("error"),
+                 _dumps(v.get("metrics") or {}), _dumps(v.get("notes") or []), v.get("artifact"),
+                 v.get("started_at"), v.get("finished_at")),
+            ))
+        for idx, tl in timelines.items():
+            stmts.append(("INSERT INTO timeline(run_id, idx, seq, t, mib, phases) VALUES (?, ?, 0, ?, ?, ?)",
+                          (run["id"], idx, _dumps(tl["t"]), _dumps(tl["mib"]), _dumps(tl["phases"]))))
+        if examples and examples.get("texts"):
+            stmts.append(("INSERT INTO examples(run_id, texts, labels, label_names) VALUES (?, ?, ?, ?)",
+                          (run["id"], _dumps(examples["texts"]), _dumps(examples["labels"]),
+                           _dumps(examples["label_names"]))))
+        for idx, p in predictions.items():
+            stmts.append(("INSERT INTO predictions(run_id, idx, preds, probs) VALUES (?, ?, ?, ?)",
+                          (run["id"], idx, _dumps(p["preds"]), _dumps(p["probs"]))))
+        self._write(stmts)
 
     def set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
         if status not in RUN_STATUSES:

