@@ -21,10 +21,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from profiling import paths  # noqa: E402
-from profiling.report import format_table, results_frame  # noqa: E402
-from profiling.store import RunStore  # noqa: E402
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402
+from profiling import paths
+from profiling.report import format_table, results_frame
+from profiling.store import RunStore
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy
 
 
 def main() -> int:

@@ -69,6 +69,10 @@ class TechniqueConfig:
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
 
+    def uses_train_data(self) -> bool:
+        """Whether this config's result depends on the train split (then the cache key includes the data)."""
+        return self.needs_train_data
+
 
 Handler = Callable[[Artifact, Any, Path, Context], Artifact]
 
@@ -198,17 +202,26 @@ _FORMAT_NAMES = {
 }
 
 
+def _data_key(cfg: TechniqueConfig, ctx: Context) -> str:
+    """A hash of the train texts, labels and seed for a technique that trains or calibrates on them, so the same
+    model fine-tuned on another dataset is never served from the cache; empty for data-free techniques."""
+    if not cfg.uses_train_data():
+        return ""
+    h = hashlib.sha256(json.dumps([list(ctx.train_texts), [int(x) for x in ctx.train_labels], ctx.seed]).encode())
+    return "/data:" + h.hexdigest()[:16]
+
+
 def apply(src: Artifact, cfg: TechniqueConfig, cache_root: Path, ctx: Context | None = None) -> Artifact:
     """Apply one technique, writing a new artifact under ``cache_root``; reuse it if already built.
 
-    The cache key hashes the input artifact's key and the config, so the same chain on the same base
-    is built once. The input artifact is never modified. A half-written output is never reused:
+    The cache key hashes the input artifact's key, the config and (for techniques that learn from it) the train
+    data, so the same chain on the same base and data is built once. The input artifact is never modified. A half-written output is never reused:
     it is built in a temporary folder and renamed into place only when complete.
     """
     ctx = ctx or Context()
     check_chain(src.format, [cfg], src.meta)
     parent_key = src.meta.get("artifact_key") or hashlib.sha256(str(src.path.resolve()).encode()).hexdigest()[:16]
-    key = hashlib.sha256(f"{parent_key}/{cfg.key()}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{parent_key}/{cfg.key()}{_data_key(cfg, ctx)}".encode()).hexdigest()[:16]
     out = Path(cache_root) / f"{cfg.name}-{key}"
     if (out / "artifact.json").is_file():
         try:

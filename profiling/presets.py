@@ -51,13 +51,25 @@ def _fraction_text(fraction: Any) -> str:
         return str(fraction)
 
 
+def _options_text(cfg: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
+    """`` (method=entropy, examples=64)``: the options that differ from the defaults, so two variants of one
+    technique never share a name; empty when all are defaults or the config cannot be read."""
+    try:
+        spec = compression.config_from_json(cfg).spec()
+    except (TechniqueError, TypeError, ValueError):
+        return ""
+    _, _, rest = spec.partition(":")
+    parts = [p for p in rest.split(",") if p and p.partition("=")[0] not in skip]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def step_name(cfg: dict[str, Any]) -> str:
     """Short name of one chain step, e.g. ``prune-heads 50 %`` or ``int8``."""
     name = str(cfg.get("technique", "?"))
     if name == "prune-heads":
         text = f"prune-heads {_fraction_text(cfg.get('fraction'))}"
-        return text + (" (importance)" if cfg.get("method") == "importance" else "")
-    return _SHORT.get(name, name)
+        return text + _options_text(cfg, skip=("fraction",))
+    return _SHORT.get(name, name) + _options_text(cfg)
 
 
 def variant_name(chain: list[dict[str, Any]]) -> str:
@@ -70,9 +82,8 @@ def variant_name(chain: list[dict[str, Any]]) -> str:
     if len(chain) == 1:
         cfg = chain[0]
         if names[0] == "prune-heads":
-            text = f"Heads pruned {_fraction_text(cfg.get('fraction'))}"
-            return text + (" (importance)" if cfg.get("method") == "importance" else "")
-        return _SINGLE.get(names[0], names[0])
+            return f"Heads pruned {_fraction_text(cfg.get('fraction'))}" + _options_text(cfg, skip=("fraction",))
+        return _SINGLE.get(names[0], names[0]) + _options_text(cfg)
     return " → ".join(step_name(c) for c in chain)
 
 
