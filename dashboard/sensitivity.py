@@ -112,6 +112,9 @@ def _compute_form() -> None:
     st.session_state["sensitivity_file"] = result["file"]
 
 
+EXCLUDE_TARGETS = ("onnx-int8", "onnx-static-int8", "prune-magnitude", "low-rank")
+
+
 def _exclude_box(result: dict[str, Any]) -> None:
     if result["technique"] == "heads":
         st.caption("A head map names heads, not Linear layers: use it to read which heads matter.")
@@ -121,11 +124,20 @@ def _exclude_box(result: dict[str, Any]) -> None:
     names = sensitivity.most_sensitive(result, int(k))
     if not names:
         return
-    st.markdown("Paste into the **exclude_layers** option of dynamic int8 (ONNX Runtime), magnitude pruning, "
-                "movement pruning or low-rank on the Run page:")
-    st.code(",".join(names), language=None)
-    st.markdown("On the command line (';' separates names inside a technique spec):")
-    st.code(f"prune-magnitude:sparsity=0.5,exclude_layers={';'.join(names)}", language=None)
+    value = "+".join(names)
+    st.markdown("Keep these layers out of the technique: tick it on the Run page with its **exclude_layers** "
+                "option set to them.")
+    cols = st.columns(len(EXCLUDE_TARGETS))
+    for col, technique in zip(cols, EXCLUDE_TARGETS, strict=True):
+        if col.button(f"Use in {technique}", key=f"sensitivity-use-{technique}",
+                      help=f"Opens the Run page with {technique} ticked and exclude_layers set to the {len(names)} "
+                      "most sensitive layers above."):
+            from dashboard.widgets import prefill_technique
+
+            prefill_technique(technique, exclude_layers=value)
+            st.switch_page("pages/run.py")
+    st.markdown("On the command line ('+' separates names inside a technique spec):")
+    st.code(f"onnx>onnx-int8:exclude_layers={value}", language=None)
 
 
 def render() -> None:

@@ -318,6 +318,20 @@ def _tick_key(entry: Entry) -> str:
     return f"tick_{entry.key}"
 
 
+def prefill_technique(technique: str, **options: Any) -> str:
+    """Tick ``technique`` on the Run page with these options set (e.g. from the Sensitivity page); returns its label.
+
+    The values are plain session-state keys until the Run page draws its widgets, which then start from them.
+    """
+    entry = next((e for e in catalog() if e.technique == technique and not any(e.fixed.values())), None)
+    if entry is None:
+        raise KeyError(f"no technique {technique!r} on the Run page")
+    st.session_state[_tick_key(entry)] = True
+    for name, value in options.items():
+        st.session_state[_field_key(entry, name)] = value
+    return entry.label
+
+
 def _field_widget(entry: Entry, f: dataclasses.Field, disabled: bool = False) -> None:
     """One widget for one config field, from its metadata (help text, range, choices)."""
     meta = f.metadata

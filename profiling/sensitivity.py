@@ -306,10 +306,11 @@ def most_sensitive(result: dict[str, Any], k: int) -> list[str]:
 
 
 def exclude_option(result: dict[str, Any], k: int) -> str:
-    """Comma-separated torch module names for an ``exclude_layers`` option (Linear techniques only)."""
+    """``+``-separated torch module names for an ``exclude_layers`` option (Linear techniques only): the form every
+    technique stores and that fits inside a CLI spec, where commas separate options."""
     if result["technique"] == "heads":
         raise SensitivityError("a head map names heads, not Linear layers: no exclude_layers list for it")
-    return ",".join(most_sensitive(result, k))
+    return "+".join(most_sensitive(result, k))
 
 
 def format_table(result: dict[str, Any], top: int = 10) -> str:

@@ -55,14 +55,30 @@ def test_stored_map_is_drawn_with_an_exclude_list(open_page, app_env, tiny):
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert chart["data"][0]["type"] == "heatmap"
     assert chart["data"][0]["y"] == ["layer 0", "layer 1"] and len(chart["data"][0]["x"]) == 6
-    codes = [c.value for c in at.code]
-    assert codes[0] == ",".join(sens.most_sensitive(result, 3))
-    assert codes[1].startswith("prune-magnitude:sparsity=0.5,exclude_layers=") and ";" in codes[1]
+    top3 = sens.most_sensitive(result, 3)
+    assert at.code[0].value == "onnx>onnx-int8:exclude_layers=" + "+".join(top3)
     assert len(at.dataframe[0].value) == 12
     at.number_input(key="sensitivity-k").set_value(1).run()
-    assert at.code[0].value == sens.most_sensitive(result, 1)[0]
+    assert at.code[0].value.endswith("=" + sens.most_sensitive(result, 1)[0])
     at.radio[0].set_value("max_logit_change").run()
     assert not at.exception
+
+
+def test_use_on_the_run_page_ticks_the_technique_with_the_exclude_list(open_page, app_env, tiny):
+    """'Use in onnx-int8' opens the Run page with ONNX int8 ticked and the sensitive layers excluded."""
+    from profiling import sensitivity as sens
+
+    texts, labels = toy_texts(8)
+    result = sens.compute(*tiny, texts, labels, "int8")
+    result.update(model="tiny", dataset="toy", split="train", samples=8, seed=0, seconds=0.2)
+    sens.save_result(result)
+    at = open_page(PAGE)
+    at.number_input(key="sensitivity-k").set_value(2).run()
+    at.button(key="sensitivity-use-onnx-int8").click().run()
+    assert not at.exception
+    assert at.session_state["tick_onnx-int8"] is True
+    assert at.text_input(key="opt_onnx-int8_exclude_layers").value == "+".join(sens.most_sensitive(result, 2))
+    assert at.button(key="launch")  # we are on the Run page
 
 
 def test_compute_from_the_form(open_page, app_env, tiny, monkeypatch):
