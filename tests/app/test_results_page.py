@@ -7,18 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from profiling.store import RunStore
 from tests.unit.conftest_h5b import INT8_CHANGED, METRICS, TEXTS, build_fake_run
 
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "results.py"
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch) -> RunStore:
-    path = tmp_path / "runs.sqlite"
-    monkeypatch.setenv("COMPRESSION_STORE", str(path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return RunStore(path)
 
 
 def _run(query: dict | None = None) -> AppTest:

@@ -8,7 +8,6 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard.sweep import points_frame, sweep_figure
-from profiling.store import RunStore
 from profiling.sweep import SweepSpec, save_sweep
 from tests.unit.conftest_h5b import build_fake_run
 
@@ -26,14 +25,6 @@ def _point(variant: str, batch: int, seq, threads: int, ms: float) -> dict:
 # A hand-written grid (not measurements): 2 variants x batch 1, 8 x seq 32, real x threads 1, 2.
 POINTS = [_point(v, b, s, t, ms=(b * 3.0 + (10 if v == "Original" else 4)) / t)
           for v in ("Original", "onnx") for t in (1, 2) for s in (32, "real") for b in (1, 8)]
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch) -> RunStore:
-    path = tmp_path / "runs.sqlite"
-    monkeypatch.setenv("COMPRESSION_STORE", str(path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return RunStore(path)
 
 
 def test_sweep_figure_has_a_line_per_variant_and_thread_count():

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import results_data as rd
@@ -43,14 +42,6 @@ def _with_latency(store: RunStore) -> str:
                      rusage_maxrss_mib=201.0, uss_mib=120.0, rss_file_mib=60.0)
         store.upsert_variant(run_id, v["idx"], metrics=m)
     return run_id
-
-
-@pytest.fixture
-def store(tmp_path, monkeypatch) -> RunStore:
-    path = tmp_path / "runs.sqlite"
-    monkeypatch.setenv("COMPRESSION_STORE", str(path))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return RunStore(path)
 
 
 def test_the_reference_table_shows_intervals_and_noise_verdicts(store):

@@ -149,6 +149,17 @@ def torch_logits(path: Path, texts: list[str]) -> np.ndarray:
         return model(**batch).logits.numpy()
 
 
+def artifact_logits(art, texts: list[str] | None = None) -> np.ndarray:
+    """Logits of any artifact through the engine's own predictor (1 thread), closed afterwards."""
+    from compression.predictors import load_predictor
+
+    p = load_predictor(art, 1)
+    try:
+        return p.predict_logits(TEXTS if texts is None else texts)
+    finally:
+        p.close()
+
+
 def centered_corr(got: np.ndarray, ref: np.ndarray) -> float:
     """Correlation of the per-class-centered logits: how well the text-to-text variation is kept."""
     a, b = (got - got.mean(0)).ravel(), (ref - ref.mean(0)).ravel()

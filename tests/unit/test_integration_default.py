@@ -40,7 +40,14 @@ def test_default_classifier_small_sweep(tmp_path, monkeypatch):
     assert m["ONNX Runtime"]["imported_torch"] is False  # ONNX variants run without torch
     for name, x in m.items():
         assert x["peak_rss_mib"] > 0 and x["latency_b1_median_ms"] > 0 and x["throughput_per_s"] > 0, name
-        assert len(x["latency_b1_ms"]) == 10 and len(store.predictions(run_id, v[name]["idx"])["preds"]) == 200
+        # repeats is the minimum: more follow until the median's 95 % interval is within ±2 % or the budget is spent
+        n = len(x["latency_b1_ms"])
+        assert n >= 10 and x["latency_b1_n"] == n, name
+        assert x["latency_b1_stopped_by"] in ("target", "budget", "max-repeats"), name  # adaptive mode is on
+        if x["latency_b1_stopped_by"] == "budget":  # half of the 10 s default budget is for the b1 figure
+            assert x["latency_b1_elapsed_s"] >= 5.0, name
+        assert x["latency_b1_ci_low_ms"] <= x["latency_b1_median_ms"] <= x["latency_b1_ci_high_ms"], name
+        assert len(store.predictions(run_id, v[name]["idx"])["preds"]) == 200
         phases = [p[0] for p in store.timeline(run_id, v[name]["idx"])["phases"]]
         assert {"import", "load", "warm-up", "latency", "evaluation", "done"} <= set(phases), name
     assert m["Original"]["peak_rss_mib"] > m["ONNX Runtime int8"]["peak_rss_mib"]

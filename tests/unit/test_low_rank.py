@@ -8,21 +8,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest_h2 import ONNX_ATOL, TEXTS, build_tiny_bert, folder_hash, h2_cache, tiny_bert  # noqa: F401
+from conftest_h2 import ONNX_ATOL, TEXTS, artifact_logits, build_tiny_bert, folder_hash, h2_cache, tiny_bert  # noqa: F401
 from conftest_h3 import toy_texts
 
 from compression import Context, TechniqueError, apply, hf_io, parse_spec
 from compression import low_rank as lr
 from compression.artifact import Artifact
-from compression.predictors import load_predictor
 
-
-def _logits(art, texts=TEXTS):
-    p = load_predictor(art, 1)
-    try:
-        return p.predict_logits(texts)
-    finally:
-        p.close()
+_logits = artifact_logits
 
 
 @pytest.mark.parametrize(

@@ -8,22 +8,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest_h2 import ONNX_ATOL, TEXTS, centered_corr, folder_hash, h2_cache, tiny_bert, tiny_roberta  # noqa: F401
+from conftest_h2 import ONNX_ATOL, TEXTS, artifact_logits, centered_corr, folder_hash, h2_cache, tiny_bert, tiny_roberta  # noqa: F401
 from safetensors.torch import load_file
 
 from compression import Context, TechniqueError, apply, hf_io, parse_spec, sparse_io
 from compression import magnitude_pruning as mp
-from compression.predictors import load_predictor
 
 ENCODER = "bert.encoder.layer."
 
 
-def _logits(art, texts=TEXTS):
-    p = load_predictor(art, 1)
-    try:
-        return p.predict_logits(texts)
-    finally:
-        p.close()
+_logits = artifact_logits
 
 
 # --- configuration ----------------------------------------------------------------------------------------
