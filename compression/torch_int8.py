@@ -41,6 +41,11 @@ class TorchInt8Config(TechniqueConfig):
     def check(self, meta: dict) -> None:
         if meta.get("quantized"):
             raise ValueError(f"the model is already quantized ({meta['quantized']}); quantizing twice is refused")
+        if meta.get("qat"):  # its per-tensor observer (absmax/127.5) moves weights trained on ORT's grid
+            raise ValueError(
+                "the model was fine-tuned (qat) for ONNX Runtime's signed per-channel int8 grid, which PyTorch's "
+                "dynamic int8 cannot reproduce; use onnx > onnx-int8 after qat"
+            )
 
 
 def _quantize(model):

@@ -111,5 +111,7 @@ def test_invalid_configs_and_chains_refused(tiny_bert, h2_cache):
         check_chain("onnx", [parse_spec("onnx-int8:per_channel=false")], qat_meta)
     with pytest.raises(ValueError, match="target=onnx-int8"):
         check_chain("onnx", [parse_spec("onnx-int8")], {**meta, "qat": {"target": "something-else"}})
+    with pytest.raises(ValueError, match="use onnx > onnx-int8 after qat"):
+        check_chain("hf", [parse_spec("torch-int8")], qat_meta)
     with pytest.raises(TechniqueError, match="labeled training texts"):
         apply_chain(tiny_bert, [parse_spec("qat:steps=1")], h2_cache, Context())
