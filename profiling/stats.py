@@ -17,6 +17,26 @@ CHECK_RESAMPLES = 500  # the stopping checks: cheaper, as they run (untimed) bet
 CHUNK_ELEMENTS = 250_000  # resampled values held at once (int32 indices + float64 values: ~3 MB)
 
 
+def _bootstrap_interval(
+    x: np.ndarray, stat: Callable[[np.ndarray], np.ndarray], level: float, resamples: int, seed: int
+) -> tuple[float, float]:
+    """Percentile-bootstrap (low, high) of ``stat`` (applied row-wise to resampled copies of ``x``).
+
+    Small chunks: this runs inside the profiled process between timed calls, so its temporaries (~3 MB at most)
+    must not show in the variant's memory figures.
+    """
+    rng = np.random.default_rng(seed)
+    stats = np.empty(resamples)
+    chunk = max(1, CHUNK_ELEMENTS // x.size)
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        idx = rng.integers(0, x.size, size=(stop - start, x.size), dtype=np.int32)
+        stats[start:stop] = stat(x[idx])
+    alpha = (1 - level) / 2
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
 def bootstrap_median_ci(
     values: Sequence[float], level: float = 0.95, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> tuple[float, float, float]:
@@ -34,18 +54,8 @@ def bootstrap_median_ci(
     median = float(np.median(x))
     if x.size == 1 or np.all(x == x[0]):
         return median, median, median
-    rng = np.random.default_rng(seed)
-    medians = np.empty(resamples)
-    # Small chunks: this runs inside the profiled process between timed calls, so its temporaries (~3 MB at most)
-    # must not show in the variant's memory figures.
-    chunk = max(1, CHUNK_ELEMENTS // x.size)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, x.size, size=(stop - start, x.size), dtype=np.int32)
-        medians[start:stop] = np.median(x[idx], axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(medians, [alpha, 1 - alpha])
-    return median, float(low), float(high)
+    low, high = _bootstrap_interval(x, lambda r: np.median(r, axis=1), level, resamples, seed)
+    return median, low, high
 
 
 def relative_half_width(median: float, low: float, high: float) -> float:
@@ -119,16 +129,8 @@ def paired_bootstrap_diff(
     diff = float(d.mean())
     if np.all(d == d[0]):
         return diff, diff, diff
-    rng = np.random.default_rng(seed)
-    means = np.empty(resamples)
-    chunk = max(1, CHUNK_ELEMENTS // d.size)
-    for start in range(0, resamples, chunk):
-        stop = min(resamples, start + chunk)
-        idx = rng.integers(0, d.size, size=(stop - start, d.size), dtype=np.int32)
-        means[start:stop] = d[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return diff, float(low), float(high)
+    low, high = _bootstrap_interval(d, lambda r: r.mean(axis=1), level, resamples, seed)
+    return diff, low, high
 
 
 @dataclass
