@@ -244,8 +244,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cpu = detect()
     for v in request["variants"]:
         for step in v["chain"]:
-            if advice_for(step["technique"], cpu, step):
-                print(f"warning: {v['name']}: {advice_for(step['technique'], cpu, step)}", file=sys.stderr)
+            if advice := advice_for(step["technique"], cpu, step):
+                print(f"warning: {v['name']}: {advice}", file=sys.stderr)
     store = _store(args)
     store.reap_dead_runs()
     run_id = store.create_run(request)
@@ -386,8 +386,8 @@ def cmd_techniques(args: argparse.Namespace) -> int:
                 print(f"      deprecated: {cls.deprecated}")
             if cls.warning:
                 print(f"      note: {cls.warning}")
-            if advice_for(name, cpu):
-                print(f"      this CPU: {advice_for(name, cpu)}")
+            if advice := advice_for(name, cpu):
+                print(f"      this CPU: {advice}")
             for f in dataclasses.fields(cls):
                 extra = f" (one of {', '.join(map(str, f.metadata['choices']))})" if f.metadata.get("choices") else ""
                 option = f"{name}:{f.name}={f.default}"
