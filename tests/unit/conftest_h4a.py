@@ -112,3 +112,25 @@ def tiny_request(model_dir: Path, csv_path: Path, variants: list[dict], **settin
         "variants": variants,
         "settings": {**base, **settings},
     }
+
+
+def run_on_default(store_path: Path, variants: list[dict]) -> tuple[object, str, dict[str, dict]]:
+    """Build and profile ``variants`` on the real default classifier and movie reviews (100 test texts) through the
+    runner; asserts the run and every variant finished. Returns (store, run_id, variants by name)."""
+    from profiling.runner import execute, normalize_request
+    from profiling.store import RunStore
+
+    store = RunStore(store_path)
+    request = normalize_request({
+        "model": "default",
+        "dataset": {"kind": "bundled", "name": "movie-reviews"},
+        "variants": variants,
+        "settings": {"threads": 2, "batch_size": 8, "repeats": 5, "warmup": 1, "eval_size": 100, "seed": 0},
+    })
+    run_id = store.create_run(request)
+    execute(run_id, store)
+    assert store.get_run(run_id)["status"] == "done", store.get_run(run_id)["error"]
+    by_name = {x["name"]: x for x in store.variants(run_id)}
+    assert all(x["status"] == "done" for x in by_name.values()), {k: x["error"] for k, x in by_name.items()}
+    return store, run_id, by_name
+

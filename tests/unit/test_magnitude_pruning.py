@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest_h2 import ONNX_ATOL, TEXTS, artifact_logits, centered_corr, folder_hash, h2_cache, tiny_bert, tiny_roberta  # noqa: F401
+from conftest_h4a import run_on_default
 from safetensors.torch import load_file
 
 from compression import Context, TechniqueError, apply, hf_io, parse_spec, sparse_io
@@ -178,25 +179,11 @@ def test_other_architectures(tiny_roberta, h2_cache):
 @pytest.mark.slow
 def test_default_classifier_through_the_runner(tmp_path, monkeypatch):
     """Magnitude pruning at 50 % on the real default classifier, built and profiled by the engine."""
-    from profiling.runner import execute, normalize_request
-    from profiling.store import RunStore
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    store = RunStore(tmp_path / "runs.sqlite")
-    request = normalize_request({
-        "model": "default",
-        "dataset": {"kind": "bundled", "name": "movie-reviews"},
-        "variants": [
-            {"name": "Original", "chain": []},
-            {"name": "Magnitude 50 %", "chain": [{"technique": "prune-magnitude", "sparsity": 0.5}]},
-        ],
-        "settings": {"threads": 2, "batch_size": 8, "repeats": 5, "warmup": 1, "eval_size": 100, "seed": 0},
-    })
-    run_id = store.create_run(request)
-    execute(run_id, store)
-    assert store.get_run(run_id)["status"] == "done", store.get_run(run_id)["error"]
-    v = {x["name"]: x for x in store.variants(run_id)}
-    assert all(x["status"] == "done" for x in v.values()), {k: x["error"] for k, x in v.items()}
+    store, run_id, v = run_on_default(tmp_path / "runs.sqlite", [
+        {"name": "Original", "chain": []},
+        {"name": "Magnitude 50 %", "chain": [{"technique": "prune-magnitude", "sparsity": 0.5}]},
+    ])
     orig, pruned = v["Original"]["metrics"], v["Magnitude 50 %"]["metrics"]
     assert orig["accuracy"] >= 0.7
     assert pruned["disk_mib"] < 0.9 * orig["disk_mib"]  # the encoder's matrices shrink to ~53 %

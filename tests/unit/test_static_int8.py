@@ -16,6 +16,7 @@ from conftest_h2 import (  # noqa: F401 - fixtures
     tiny_roberta,
 )
 from conftest_h3 import toy_texts
+from conftest_h4a import run_on_default
 
 from compression import TechniqueError, apply, check_chain, parse_spec
 from compression.onnx_static_int8 import calibration_sample
@@ -160,22 +161,9 @@ def test_impossible_chains_refused(tiny_bert):
 @pytest.mark.slow
 def test_static_int8_on_the_default_classifier_through_the_engine(tmp_path, monkeypatch):
     from profiling.presets import variant
-    from profiling.runner import execute, normalize_request
-    from profiling.store import RunStore
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    store = RunStore(tmp_path / "runs.sqlite")
-    request = normalize_request({
-        "model": "default",
-        "dataset": {"kind": "bundled", "name": "movie-reviews"},
-        "variants": [variant(["onnx"]), variant(["onnx", "onnx-static-int8:examples=64"])],
-        "settings": {"threads": 2, "batch_size": 8, "repeats": 5, "warmup": 1, "eval_size": 100, "seed": 0},
-    })
-    run_id = store.create_run(request)
-    execute(run_id, store)
-    assert store.get_run(run_id)["status"] == "done", store.get_run(run_id)["error"]
-    v = {x["name"]: x for x in store.variants(run_id)}
-    assert all(x["status"] == "done" for x in v.values()), {k: x["error"] for k, x in v.items()}
+    _, _, v = run_on_default(tmp_path / "runs.sqlite", [variant(["onnx"]), variant(["onnx", "onnx-static-int8:examples=64"])])
     fp32 = v["ONNX Runtime"]["metrics"]
     static = next(x["metrics"] for name, x in v.items() if "static" in name)
     assert static["agreement"] >= 0.85 and static["accuracy"] >= 0.7
