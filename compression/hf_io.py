@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compression.errors import UserError
+
 log = logging.getLogger(__name__)
 
 WEIGHTS_FILE = "model.safetensors"
@@ -36,7 +38,7 @@ def stored_dtype(config: Any) -> Any:
     return getattr(torch, name)
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(UserError):
     """The model's attention layout is not one this project knows how to prune or rebuild."""
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compression.artifact import Artifact
+from compression.errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class TechniqueError(ValueError):
+class TechniqueError(UserError):
     """A technique or chain that cannot be applied; the message is shown to the user as is."""
 
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from compression.errors import UserError
+
 log = logging.getLogger(__name__)
 
 BASE_INPUTS: tuple[str, ...] = ("input_ids", "attention_mask")
@@ -19,7 +21,7 @@ _TOKEN_TYPE_MODELS = {"bert", "electra", "albert", "xlnet", "megatron-bert", "mo
 _DEFAULT_MAX_LENGTH = 512
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError):
     """The artifact has no usable tokenizer; the message says which files were looked for."""
 
 

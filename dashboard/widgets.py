@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 
+from compression.errors import UserError
 from dashboard import state
 from profiling import paths
 
@@ -45,7 +46,10 @@ def page_guard(what: str = "this page") -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # the last line of defence for a live demo
-        log.exception("error while drawing %s", what)
+        if isinstance(exc, UserError):  # the user's input: its message is the whole story
+            log.info("refused while drawing %s: %s", what, exc)
+        else:
+            log.exception("error while drawing %s", what)
         st.error(f"Something went wrong while showing {what}: {_message(exc)}", icon=":material/error:")
 
 
@@ -60,7 +64,7 @@ def problem(msg: str, missing: bool = False) -> list[str]:
 
 def _message(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
-    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
+    return text if isinstance(exc, UserError) else f"{type(exc).__name__}: {text}"
 
 
 # ---- model -----------------------------------------------------------------------------------------------

@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from compression.errors import UserError
+
 EXIT_BAD_INPUT = 2
 
 log = logging.getLogger("profiling.cli")
 
 
-class CliError(ValueError):
+class CliError(UserError):
     """Bad command-line input: printed as one line, exit code 2."""
 
 
@@ -460,11 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except ValueError as exc:  # user-facing errors from the engine (dataset, model, technique)
-        if type(exc).__module__.split(".")[0] in ("compression", "profiling"):
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
+    except UserError as exc:  # the user's mistake with a clear message (dataset, model, technique): no traceback
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from compression.errors import UserError
 from profiling.store import RUN_STATUSES, VARIANT_STATUSES, RunStore, check_writable, now_iso
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ NUMERIC_METRICS = ("disk_mib", "peak_rss_mib", "load_time_s", "first_call_ms", "
                    "macro_f1", "agreement", "param_count", "threads", "batch_size")
 
 
-class BundleError(ValueError):
+class BundleError(UserError):
     """A bundle that cannot be exported or imported; the message says what is wrong (nothing was stored)."""
 
 

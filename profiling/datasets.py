@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from compression.errors import UserError
+
 log = logging.getLogger(__name__)
 
 TEST_FRACTION = 0.2
@@ -29,7 +31,7 @@ BUNDLED: dict[str, str] = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset that cannot be loaded or used; the message is shown to the user as is."""
 
 

@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from compression.errors import UserError
 from profiling import paths
 from profiling.filelock import file_lock, remove_stale_temps
 
@@ -31,7 +32,7 @@ VADER_MEMBER = "hutto_ICWSM_2014/tweets_GroundTruth.txt"
 PIP_TIMEOUT_S = 600
 
 
-class DownloadError(ValueError):
+class DownloadError(UserError):
     """A raw dataset file could not be fetched or extracted (offline, registry down, changed archive)."""
 
 

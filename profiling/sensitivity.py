@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from compression.errors import UserError
+
 log = logging.getLogger(__name__)
 
 TECHNIQUES = {
@@ -25,7 +27,7 @@ SPLIT = "train"  # a seeded sample of the TRAIN split: the test split is kept fo
 ProgressFn = Callable[[float, str], None]
 
 
-class SensitivityError(ValueError):
+class SensitivityError(UserError):
     """Bad input for a sensitivity map; the message is shown to the user as is."""
 
 

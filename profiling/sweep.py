@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from compression.errors import UserError
 from profiling.monitor import Workload, profile_in_child
 from profiling.workloads import WorkloadSpec
 
@@ -30,7 +31,7 @@ MAX_POINTS = 200
 NO_RUN = "artifacts"  # folder for sweeps of artifacts given by path, outside any run
 
 
-class SweepError(ValueError):
+class SweepError(UserError):
     """A sweep request that cannot work; the message is shown to the user as is."""
 
 
@@ -236,11 +237,9 @@ def cmd_sweep(args: Any) -> int:
     """Run, store and print a sweep (bad input raises SweepError: one line, exit code 2)."""
     try:
         return _cmd_sweep(args)
-    except SweepError:
+    except UserError:
         raise
     except ValueError as exc:
-        if type(exc).__module__.split(".")[0] in ("compression", "profiling"):
-            raise
         raise SweepError(str(exc)) from None
 
 
