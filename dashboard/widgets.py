@@ -205,7 +205,7 @@ def _upload_picker() -> tuple[dict[str, Any] | None, list[str]]:
     if len(columns) < 2:
         return None, problem(
             f"{upload.name} has {len(columns)} column(s) ({', '.join(map(repr, columns)) or 'none'}); it needs a "
-            "text column and a label column (is it comma-separated with a header row?)."
+            "text column and a label column (is it comma-, semicolon- or tab-separated with a header row?)."
         )
     c1, c2 = st.columns(2)
     text_col = c1.selectbox(

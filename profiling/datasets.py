@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import html
 import logging
 import math
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 TEST_FRACTION = 0.2
 SPLIT_SEED = 0
 MAX_CSV_BYTES = 200 * 1024 * 1024
+SNIFF_BYTES = 64 * 1024  # the sample the delimiter is detected from
+DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab"}
 MAX_CLASSES = 100
 MIN_ROWS_PER_CLASS = 2  # one for train, one for test
 # Tweets: mean human rating on -4..+4; |rating| < 0.5 is "neutral" (about 18 % of the 4,200 tweets).
@@ -80,8 +83,62 @@ def read_csv_columns(path: str | Path) -> list[str]:
     """The column names in a CSV file's header (raises DatasetError when the file cannot be read as CSV)."""
     path = Path(path).expanduser()
     _check_file(path)
-    df = _read_csv(path, nrows=0)
-    return [str(c) for c in df.columns]
+    return csv_header(path)[1]
+
+
+def csv_header(path: Path, wanted: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+    """(delimiter, column names) of a CSV file: comma, semicolon or tab, detected from its first 64 KiB.
+
+    csv.Sniffer (restricted to those three) proposes; the header must then split into the ``wanted`` columns, or
+    at least two. Otherwise the other delimiters are tried in turn (the file suffix's own first). Two columns of the
+    same name are refused (pandas would silently rename the second one)."""
+    sample = _sample_text(path)
+    lines = [line for line in sample.splitlines() if line.strip()]
+    if not lines:
+        raise DatasetError(f"{path.name} is empty (no header row)")
+    try:
+        sniffed = csv.Sniffer().sniff(sample, delimiters="".join(DELIMITERS)).delimiter
+    except csv.Error:  # no consistent delimiter in the sample (e.g. one column, or a cut-off quoted field)
+        sniffed = None
+    by_suffix = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    candidates = list(dict.fromkeys(d for d in (sniffed, by_suffix, *DELIMITERS) if d))
+    headers = {d: _split_header(lines[0], d) for d in candidates}
+    chosen = next((d for d in candidates if wanted and all(w in headers[d] for w in wanted)), None)
+    if chosen is None:
+        chosen = next((d for d in candidates if len(headers[d]) >= 2), candidates[0])
+    columns = headers[chosen]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(columns):
+        if name in seen:
+            raise DatasetError(
+                f"{path.name} has two columns named {name!r} (columns {seen[name] + 1} and {i + 1}); "
+                "rename one so each column has its own name"
+            )
+        seen[name] = i
+    return chosen, columns
+
+
+def _sample_text(path: Path) -> str:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(SNIFF_BYTES)
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
+    if b"\x00" in head:
+        raise DatasetError(f"{path.name} looks like a binary file, not a CSV text file")
+    try:
+        return head.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3:  # a multi-byte character cut at the end of the sample
+            return head[: exc.start].decode("utf-8-sig")
+        return head.decode("latin-1")
+
+
+def _split_header(line: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([line], delimiter=delimiter), [])
+    except csv.Error:
+        return [line]
 
 
 def stratified_split(
@@ -217,17 +274,9 @@ def _check_file(path: Path):
     return stat
 
 
-def _read_csv(path: Path, **kwargs: Any):
+def _read_csv(path: Path, sep: str, **kwargs: Any):
     import pandas as pd
 
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(8192)
-    except OSError as exc:
-        raise DatasetError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
-    if b"\x00" in head:
-        raise DatasetError(f"{path.name} looks like a binary file, not a CSV text file")
-    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
     last: Exception | None = None
     for encoding in ("utf-8-sig", "latin-1"):  # latin-1 never fails to decode: the fallback for legacy files
         try:
@@ -246,7 +295,7 @@ def _read_csv(path: Path, **kwargs: Any):
 @lru_cache(maxsize=8)
 def _load_csv(path_str: str, text_column: str, label_column: str, mtime_ns: int, size: int) -> LabeledData:
     path = Path(path_str)
-    columns = read_csv_columns(path)
+    sep, columns = csv_header(path, (text_column, label_column))
     missing = [c for c in (text_column, label_column) if c not in columns]
     if missing:
         raise DatasetError(
@@ -255,7 +304,7 @@ def _load_csv(path_str: str, text_column: str, label_column: str, mtime_ns: int,
         )
     if text_column == label_column:
         raise DatasetError("the text column and the label column must be different columns")
-    df = _read_csv(path, usecols=[text_column, label_column])
+    df = _read_csv(path, sep, usecols=[text_column, label_column])
     n_raw = len(df)
     texts = df[text_column].astype(str).str.strip()
     raw_labels = df[label_column].astype(str).str.strip()
@@ -267,7 +316,7 @@ def _load_csv(path_str: str, text_column: str, label_column: str, mtime_ns: int,
         raise DatasetError(f"{path.name} has no rows with both a text ({text_column!r}) and a label ({label_column!r})")
     label_names, labels = _encode_labels(raw_labels.tolist(), label_column)
     note = (
-        f"{path.name}: {len(texts)} rows of {n_raw} ({int((~keep).sum())} with blank text/label and "
+        f"{path.name} ({DELIMITERS[sep]}-separated): {len(texts)} rows of {n_raw} ({int((~keep).sum())} with blank text/label and "
         f"{int(dup.sum())} duplicate texts dropped), {len(label_names)} classes"
     )
     return _make(path.name, label_names, texts.tolist(), labels, note)
