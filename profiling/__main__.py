@@ -241,6 +241,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         request = normalize_request(build_request(args))
     except RequestError as exc:
         raise CliError(str(exc)) from None
+    if request["dataset"]["kind"] == "csv":  # loaded (and cached) by the check above: say how it was read
+        from profiling.datasets import load_dataset
+
+        print(f"dataset: {load_dataset(request['dataset']).note}", file=sys.stderr)
     from profiling.hardware import advice_for, detect
 
     cpu = detect()

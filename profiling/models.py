@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -32,6 +33,10 @@ RAM_FRACTION_LIMIT = 0.4  # refuse a model whose fp32 weights exceed this share 
 HUB_PROBE_TIMEOUT_S = 3.0
 RANDOM_NOTE = "random weights: accuracy not meaningful"
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+CONVERT_HINT = (
+    "AutoModelForSequenceClassification.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)"
+)
 
 _ROBERTA = {
     "hidden_size": 768,
@@ -257,19 +262,45 @@ def train_roberta_tokenizer(texts: list[str], out_dir: Path, vocab_size: int = 5
 # ---------------------------------------------------------------- local folders and the Hub
 
 
-def from_local_folder(path: Path, progress: ProgressFn | None = None) -> Artifact:
-    """Copy a local Hugging Face sequence-classifier folder into a base artifact (checked first)."""
+def check_local_folder(path: Path) -> None:
+    """Refuse a local folder that cannot be imported safely, from its file names and config.json alone (no torch).
+
+    Weights must be safetensors: pickle checkpoints (pytorch_model.bin, *.pt, *.ckpt) are refused because
+    unpickling can run code; so is a config whose auto_map names custom code."""
     if not path.exists():
         raise ModelError(f"no such folder: {path}")
     if not path.is_dir():
         raise ModelError(f"{path} is a file; give the folder that holds config.json and the weights")
     if not (path / "config.json").is_file():
         raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
-    weights = [p for p in path.iterdir() if p.suffix in (".safetensors", ".bin") or p.name.endswith(".index.json")]
-    if not weights:
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{path}/config.json cannot be read as JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}/config.json is not a JSON object")
+    if config.get("auto_map"):
+        names = ", ".join(sorted(map(str, config["auto_map"]))) if isinstance(config["auto_map"], dict) else "?"
         raise ModelError(
-            f"{path} is not a Hugging Face model folder: no weights (model.safetensors or pytorch_model.bin)"
+            f"{path}/config.json names custom code from the model's author (auto_map: {names}), which this tool "
+            "never runs; pick a model built into transformers"
         )
+    files = [p for p in path.iterdir() if p.is_file()]
+    safe = [p for p in files if p.suffix == ".safetensors"]
+    pickles = sorted(p.name for p in files if p.suffix in PICKLE_SUFFIXES)
+    if not safe and pickles:
+        raise ModelError(
+            f"{path} holds pickle weights ({', '.join(pickles[:3])}{' …' if len(pickles) > 3 else ''}), which are "
+            "refused because unpickling a file can run arbitrary code. Convert them to safetensors in an "
+            f"environment you trust: {CONVERT_HINT}"
+        )
+    if not safe:
+        raise ModelError(f"{path} is not a Hugging Face model folder: no weights (model.safetensors)")
+
+
+def from_local_folder(path: Path, progress: ProgressFn | None = None) -> Artifact:
+    """Copy a local Hugging Face sequence-classifier folder into a base artifact (checked first)."""
+    check_local_folder(path)
     stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file()]
     key = hashlib.sha256(repr((str(path.resolve()), stamp)).encode()).hexdigest()[:12]
     target = paths.models_dir() / f"local-{_slug(path.resolve().name)}-{key}"
@@ -306,8 +337,10 @@ def _import_pretrained(
 
         report(0.2, f"loading {what} ({params / 1e6:.0f}M parameters)")
         try:
+            # A local folder loads safetensors only (checked above): torch.load never sees a pickle from it.
+            safe = {} if hub else {"use_safetensors": True}
             model, info = AutoModelForSequenceClassification.from_pretrained(
-                source, dtype=torch.float32, local_files_only=local_only, output_loading_info=True
+                source, dtype=torch.float32, local_files_only=local_only, output_loading_info=True, **safe
             )
             tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
         except Exception as exc:

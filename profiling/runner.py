@@ -47,6 +47,9 @@ SETTING_HELP: dict[str, str] = {
     "seed": "Seed of the evaluation sample and of the techniques' random choices.",
 }
 MAX_VARIANTS = 40
+# A CSV up to this size is loaded (classes, rows per class) before a run is created; a bigger one is checked by its
+# header only and loaded by the run itself (loading is cached per process, so the run does not read it twice).
+PRECHECK_MAX_CSV_BYTES = 50 * 2**20
 LATENCY_TEXTS = 64
 UPDATE_EVERY_S = 0.3  # throttle of progress writes to the store
 ORIGINAL_NAME = "Original"
@@ -76,14 +79,20 @@ def validate_request(request: dict) -> None:
     normalize_request(request)
 
 
-def normalize_request(request: dict) -> dict:
-    """A validated copy with default settings filled in, variant names set and the original as variant 0."""
+def normalize_request(request: dict, precheck: bool = True) -> dict:
+    """A validated copy with default settings filled in, variant names set and the original as variant 0.
+
+    ``precheck`` also loads a CSV that is cheap to load and matches a local folder's labels against it, so such
+    input mistakes are refused before a run is created; the run itself re-validates without it (it loads both
+    anyway, and records a mismatch on the original variant)."""
     if not isinstance(request, dict):
         raise RequestError("a run request must be a dict")
     model = _check_model(request.get("model"))
-    dataset = _check_dataset(request.get("dataset"))
+    dataset = _check_dataset(request.get("dataset"), precheck)
     settings = _check_settings(request.get("settings"))
     variants = _check_variants(request.get("variants"))
+    if precheck:
+        _check_labels_match(model, dataset)
     out = {**request, "model": model, "dataset": dataset, "settings": settings, "variants": variants}
     if request.get("workloads"):  # extra latency workloads: real texts, bucketed, fixed shapes (profiling.workloads)
         from profiling.workloads import normalize_workloads
@@ -120,6 +129,13 @@ def _check_model(spec: Any) -> str:
             raise RequestError(f"model folder {rest!r} does not exist")
         if not any((folder / f).is_file() for f in ("config.json", "artifact.json")):
             raise RequestError(f"{rest!r} is not a model folder (no config.json)")
+        if not (folder / "artifact.json").is_file():  # a Hugging Face folder: pickles, custom code (no torch)
+            from profiling.models import ModelError, check_local_folder
+
+            try:
+                check_local_folder(folder)
+            except ModelError as exc:
+                raise RequestError(str(exc)) from None
         return spec
     hub_id = rest if sep and kind == "hub" else spec
     if not _HUB_ID.match(hub_id) or ".." in hub_id:
@@ -136,7 +152,7 @@ def _model_choices() -> dict[str, str]:
     return MODEL_CHOICES
 
 
-def _check_dataset(spec: Any) -> dict:
+def _check_dataset(spec: Any, precheck: bool = True) -> dict:
     from profiling.datasets import BUNDLED, DatasetError, read_csv_columns
 
     if not isinstance(spec, dict):
@@ -163,8 +179,48 @@ def _check_dataset(spec: Any) -> dict:
     if missing:
         raise RequestError(f"{Path(str(path)).name} has no column {' or '.join(map(repr, missing))}; "
                            f"its columns are: {', '.join(columns) or 'none'}")
-    return {"kind": "csv", "path": str(Path(str(path)).expanduser().resolve()), "text_column": str(text_col),
-            "label_column": str(label_col)}
+    out = {"kind": "csv", "path": str(Path(str(path)).expanduser().resolve()), "text_column": str(text_col),
+           "label_column": str(label_col)}
+    if precheck:
+        _precheck_csv(out)
+    return out
+
+
+def _precheck_csv(spec: dict) -> Any:
+    """Load a CSV that is cheap to load (classes, rows per class, labels), so an unusable one is refused before a
+    run is created; returns the LabeledData, or None for a file too big to load here."""
+    from profiling.datasets import DatasetError, load_dataset
+
+    try:
+        if Path(spec["path"]).stat().st_size > PRECHECK_MAX_CSV_BYTES:
+            return None
+        return load_dataset(spec)
+    except OSError:
+        return None  # vanished since its header was read: the run reports it
+    except DatasetError as exc:
+        raise RequestError(str(exc)) from None
+
+
+def _check_labels_match(model: str, dataset: dict) -> None:
+    """A local folder's labels (config.json) against a cheap CSV's classes, with the runner's own rule."""
+    import json
+
+    if not model.startswith("path:") or dataset.get("kind") != "csv":
+        return
+    config_path = Path(model.removeprefix("path:")).expanduser() / "config.json"
+    data = _precheck_csv(dataset)
+    if data is None or not config_path.is_file():
+        return
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        id2label = {str(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+        n_labels = int(config.get("num_labels") or len(id2label) or 2)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return  # an odd config: the run's full check judges it
+    try:
+        match_labels({"num_labels": n_labels, "id2label": id2label}, data)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def _check_settings(settings: Any) -> dict:
@@ -428,7 +484,7 @@ def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: d
     from profiling.models import resolve_model
 
     try:
-        request = normalize_request(request)
+        request = normalize_request(request, precheck=False)
     except RequestError as exc:
         raise _RunFailed(f"the stored request is not valid: {exc}") from None
     settings = {**request["settings"], "workloads": request.get("workloads") or []}

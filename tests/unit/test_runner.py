@@ -155,7 +155,10 @@ def test_failing_original_fails_the_run(engine_env, tiny_artifact, tmp_path):
     rows = toy_rows(30) + [(f"so so film number {i}", "meh") for i in range(15)]
     csv_path = write_csv(tmp_path / "three.csv", rows)
     store = RunStore()
-    run_id = store.create_run(normalize_request(tiny_request(tiny_artifact.path, csv_path, [])))
+    request = tiny_request(tiny_artifact.path, csv_path, [])
+    with pytest.raises(RequestError, match="predicts 2 labels"):  # the launch check refuses it before any run
+        normalize_request(request)
+    run_id = store.create_run(normalize_request(request, precheck=False))  # a run stored before that check
     runner.execute(run_id, store)
     run = store.get_run(run_id)
     assert run["status"] == "failed"
