@@ -12,7 +12,7 @@
 # (profiling.monitor.profile_in_child: fresh process, same test texts, threads and latency protocol as a run) on fixed
 # shapes (batch 1 and batch 8 at --seq-len tokens) and on the real texts with length bucketing (batch 8). Agreement is
 # with the original's predictions on the same evaluation sample. Nothing is tuned to the targets: it reports.
-# Run: python benchmarks/peers.py [--skip-roberta] [--texts 64] [--eval-size 300] [--seq-len 128] [--rounds 1]
+# Run: python benchmarks/peers.py [--skip-roberta] [--texts 64] [--eval-size 300] [--seq-len N] [--rounds 1]
 # Prints a table per model and writes <data>/benchmarks/peers.json.
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def openvino_format() -> tuple[str, str] | None:
 
     if "openvino" not in artifact_mod.FORMATS:
         return None
-    return "openvino", getattr(artifact_mod, "OPENVINO_MODEL", "model.xml")
+    return "openvino", "model.xml"  # what compression.predictors.OpenVinoPredictor loads
 
 
 def build_openvino(base, work: Path, train_texts: list[str], calib: int, seed: int, rebuild: bool) -> dict:
@@ -298,6 +298,7 @@ def summarize(runs: list[dict], original_preds: list[int] | None) -> dict:
 
 def run_model(label: str, spec: str, args, settings: dict, cpu: CpuInfo, data) -> dict:
     import compression  # noqa: F401 - registers the techniques
+    from compression.tokenize import load_encoder
     from profiling.models import resolve_model
     from profiling.runner import match_labels
     from profiling.workloads import WorkloadSpec
@@ -311,7 +312,8 @@ def run_model(label: str, spec: str, args, settings: dict, cpu: CpuInfo, data) -
                                                         min(args.texts, len(data.test_texts)))
     eval_texts, eval_labels = [data.test_texts[i] for i in eval_idx], [data.test_labels[i] for i in eval_idx]
     texts = [data.test_texts[i] for i in lat_idx]
-    workloads = [WorkloadSpec("fixed", 1, args.seq_len), WorkloadSpec("fixed", 8, args.seq_len),
+    seq_len = args.seq_len or load_encoder(base.path).max_length  # the model's own limit (texts are cut there)
+    workloads = [WorkloadSpec("fixed", 1, seq_len), WorkloadSpec("fixed", 8, seq_len),
                  WorkloadSpec("bucketed", 8)]
     work = paths.data_dir() / "benchmarks" / "peers-work" / spec.replace(":", "-")
     work.mkdir(parents=True, exist_ok=True)
@@ -425,7 +427,7 @@ def main() -> int:
     ap.add_argument("--skip-roberta", action="store_true", help="only the default classifier")
     ap.add_argument("--texts", type=int, default=64, help="latency texts sampled from the test split (default 64)")
     ap.add_argument("--eval-size", type=int, default=300, help="evaluation texts from the test split (default 300)")
-    ap.add_argument("--seq-len", type=int, default=128, help="tokens of the fixed-shape workloads (default 128)")
+    ap.add_argument("--seq-len", type=int, help="tokens of the fixed-shape workloads (default: the model's max_length)")
     ap.add_argument("--calib", type=int, default=300, help="train texts calibrating NNCF (default 300, its default)")
     ap.add_argument("--rounds", type=int, default=1, help="fresh children per candidate, interleaved (default 1)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the peers even when cached")

@@ -10,10 +10,12 @@ requires) and only reads the model folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -40,6 +42,28 @@ def fused_ops(onnx_path: Path) -> dict[str, int]:
         if node.op_type in wanted:
             counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return counts
+
+
+@contextlib.contextmanager
+def default_tensor_type_float() -> Iterator[None]:
+    """Optimum's ORTQuantizer with ``DefaultTensorType=FLOAT`` added to the extra options it gives onnxruntime."""
+    import onnx
+    import optimum.onnxruntime.quantization as oq
+
+    saved = oq.ONNXQuantizer, oq.QDQQuantizer
+
+    def wrap(cls):
+        def factory(**kwargs):
+            kwargs["extra_options"] = {**(kwargs.get("extra_options") or {}), "DefaultTensorType": onnx.TensorProto.FLOAT}
+            return cls(**kwargs)
+
+        return factory
+
+    oq.ONNXQuantizer, oq.QDQQuantizer = wrap(saved[0]), wrap(saved[1])
+    try:
+        yield
+    finally:
+        oq.ONNXQuantizer, oq.QDQQuantizer = saved
 
 
 def only_onnx(folder: Path) -> str:
@@ -75,9 +99,21 @@ def main(argv: list[str]) -> int:
 
     t0 = time.perf_counter()
     o2_file = only_onnx(out / "o2")
-    quantizer = ORTQuantizer.from_pretrained(str(out / "o2"), file_name=o2_file)
     q_config = getattr(AutoQuantizationConfig, preset)(is_static=False)
-    quantizer.quantize(save_dir=str(out / "o2-int8"), quantization_config=q_config)
+    workaround = None
+    try:
+        ORTQuantizer.from_pretrained(str(out / "o2"), file_name=o2_file).quantize(
+            save_dir=str(out / "o2-int8"), quantization_config=q_config)
+    except RuntimeError as exc:
+        if "DefaultTensorType" not in str(exc):
+            raise
+        # onnxruntime's shape inference cannot type the outputs of O2's com.microsoft fused operators, and Optimum
+        # passes no DefaultTensorType; the error message itself says to set it to FLOAT, which is all this changes.
+        workaround = {"error": " ".join(str(exc).split()), "fix": "extra_options DefaultTensorType=FLOAT"}
+        shutil.rmtree(out / "o2-int8", ignore_errors=True)
+        with default_tensor_type_float():
+            ORTQuantizer.from_pretrained(str(out / "o2"), file_name=o2_file).quantize(
+                save_dir=str(out / "o2-int8"), quantization_config=q_config)
     times["quantize_s"] = time.perf_counter() - t0
 
     result = {
@@ -87,6 +123,7 @@ def main(argv: list[str]) -> int:
         "optimization_config": {k: str(v) for k, v in opt_config.__dict__.items()},
         "quantization_config": {k: str(v) for k, v in q_config.__dict__.items()},
         "times": times,
+        "quantize_workaround": workaround,
         "versions": versions(),
     }
     result["fused_ops"] = {k: fused_ops(out / k / result["onnx_files"][k]) for k in ("export", "o2", "o2-int8")}
