@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import share
+from dashboard import share, store_health
 
 st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
 pg = st.navigation(
@@ -15,4 +15,5 @@ pg = st.navigation(
     ]),
     position=share.nav_position(),
 )
+store_health.notice()  # a damaged store moved aside and recovered: said once per session, on any page
 pg.run()

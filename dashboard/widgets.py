@@ -156,6 +156,13 @@ def _check_folder(folder: str) -> tuple[str | None, list[str]]:
         return None, problem(f"No folder at {path}.")
     if not (path / "config.json").is_file():
         return None, problem(f"{path} has no config.json: it is not a saved Hugging Face model folder.")
+    if not (path / "artifact.json").is_file():  # pickle weights, custom code: refused before launch (file names only)
+        from profiling.models import ModelError, check_local_folder
+
+        try:
+            check_local_folder(path)
+        except ModelError as exc:
+            return None, problem(str(exc))
     return f"path:{path.resolve()}", []
 
 

@@ -229,8 +229,13 @@ class _Bars:
 
 def _store(args: argparse.Namespace):
     from profiling.store import RunStore
+    from profiling.store_recovery import describe
 
-    return RunStore(Path(args.store).expanduser() if getattr(args, "store", None) else None)
+    store = RunStore(Path(args.store).expanduser() if getattr(args, "store", None) else None)
+    notice = store.recovery or (store.recovery_notice() if args.command == "list" else None)
+    if notice:  # this command found the store damaged (or `list`: an earlier one did): say what happened
+        print(f"warning: {describe(notice)}", file=sys.stderr)
+    return store
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 import uuid
@@ -14,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from profiling import paths
+from profiling import paths, store_recovery
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,9 @@ VARIANT_STATUSES = ("pending", "building", "profiling", "done", "failed")
 UNREADABLE = "stored record unreadable"
 # A queued run that never got a process after this long is failed by the reaper.
 NEVER_STARTED_S = 300.0
+RECOVERY_KEY = "recovery"  # meta key of the notice about a damaged store this one replaced
+# Store files this process has checked for damage, by (path, device, inode): the check reads the whole file once.
+_CHECKED: set[tuple[str, int, int]] = set()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,6 +89,13 @@ CREATE TABLE IF NOT EXISTS predictions (
 _VARIANT_FIELDS = {"name", "chain", "lineage", "status", "stage", "progress", "error", "metrics", "notes", "artifact",
                    "started_at", "finished_at"}
 _VARIANT_JSON = {"chain", "lineage", "metrics", "notes"}
+# Table -> its columns, read from _SCHEMA: what recovery salvages from a damaged store (meta is written afresh).
+_TABLE_COLUMNS: dict[str, list[str]] = {
+    name: [w[0] for part in body.split("PRIMARY KEY (")[0].split(",")
+           if (w := part.split()) and re.fullmatch(r"[a-z_]+", w[0])]
+    for name, body in re.findall(r"CREATE TABLE IF NOT EXISTS (\w+) \((.*?)\);", _SCHEMA, re.DOTALL)
+    if name != "meta"
+}
 
 
 class StoreError(RuntimeError):
@@ -164,16 +175,25 @@ class RunStore:
     def __init__(self, path: Path | str | None = None, timeout_s: float = 30.0):
         self.path = Path(path) if path is not None else paths.store_path()
         self.timeout_s = timeout_s
+        # The notice when opening this store found the file damaged, moved it aside and started a new one.
+        self.recovery: dict[str, Any] | None = None
         self._check_file()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._recover_if_damaged()
+
+    def _open(self) -> None:
+        """Create or check the schema; a store from a newer schema is refused before anything is written to it."""
         try:
+            version = self._schema_version()
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(self._newer(version))
             con = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
             try:  # WAL is a property of the file: set once, outside any transaction
                 con.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
                 con.execute("PRAGMA journal_mode=WAL")
             finally:
                 con.close()
-            if self._schema_version() == SCHEMA_VERSION:
+            if version == SCHEMA_VERSION:
                 return  # up to date: opening a store for reading takes no write lock
             with self._connect(write=True) as con:
                 for stmt in _SCHEMA.split(";"):
@@ -183,12 +203,94 @@ class RunStore:
                 if row is None:
                     con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 elif int(row[0]) > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"the run store {self.path} was written by a newer version (schema {row[0]}, this code "
-                        f"knows {SCHEMA_VERSION}); use another store file"
-                    )
+                    raise StoreError(self._newer(int(row[0])))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable run store: {exc}") from None
+
+    def _newer(self, version: int) -> str:
+        return (f"the run store {self.path} was written by a newer version of this tool (schema {version}, this "
+                f"code knows {SCHEMA_VERSION}); it is left as it is: use that version, or another store file")
+
+    # ---- damage ----------------------------------------------------------------------------------------
+
+    def _recover_if_damaged(self) -> None:
+        """Open the store; a damaged file (malformed, truncated, not a database) is moved aside and replaced by a
+        new store holding what SQLite can still read from it, with a notice (``self.recovery``, recovery_notice).
+
+        Checked once per process and file (the check reads the whole file); a second process finding the same
+        damage waits on a lock and then opens the store the first one made."""
+        key = self._file_key()
+        if key is None or key in _CHECKED:
+            self._open()
+            return
+        reason = store_recovery.damage(self.path)
+        if reason is None:
+            self._open()
+            _CHECKED.add(key)
+            return
+        from profiling.filelock import file_lock
+
+        with file_lock(self.path.parent / f".{self.path.name}.recover.lock"):
+            reason = store_recovery.damage(self.path)  # another process may have replaced it meanwhile
+            if reason is None:
+                self._open()
+                return
+            version = store_recovery.schema_version(self.path)
+            if version is not None and version > SCHEMA_VERSION:
+                raise StoreError(f"{self._newer(version)}. It is also damaged ({reason})")
+            moved = store_recovery.move_aside(self.path)
+            self._open()
+            rows, problems = store_recovery.salvage(moved, _TABLE_COLUMNS)
+            n_runs, n_variants = self._restore(rows)
+            self.recovery = {"damaged": str(self.path), "moved_to": str(moved), "reason": reason, "at": now_iso(),
+                             "runs": n_runs, "variants": n_variants, "problems": problems}
+            self._write([("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                          (RECOVERY_KEY, _dumps(self.recovery)))])
+            log.info("%s", store_recovery.describe(self.recovery))
+        if (key := self._file_key()) is not None:
+            _CHECKED.add(key)
+
+    def _file_key(self) -> tuple[str, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (str(self.path.resolve()), st.st_dev, st.st_ino)
+
+    def _restore(self, rows: dict[str, list[dict[str, Any]]]) -> tuple[int, int]:
+        """Insert salvaged rows: runs that kept at least one variant, and only their variants, timelines, examples
+        and predictions (a row that breaks a constraint is skipped). Returns (runs, variants) restored."""
+        variant_runs = {v.get("run_id") for v in rows.get("variants", [])}
+        runs = [r for r in rows.get("runs", []) if r.get("id") in variant_runs]
+        kept: set[str] = set()
+        counts = {"runs": 0, "variants": 0}
+        with self._connect(write=True) as con:
+            for table in ("runs", "variants", "timeline", "examples", "predictions"):
+                for row in runs if table == "runs" else rows.get(table, []):
+                    if table != "runs" and row.get("run_id") not in kept:
+                        continue
+                    cols = list(row)
+                    try:
+                        cur = con.execute(f"INSERT OR IGNORE INTO {table} ({', '.join(cols)}) VALUES "
+                                          f"({', '.join('?' * len(cols))})", [row[c] for c in cols])
+                    except sqlite3.Error as exc:
+                        log.warning("skipping an unrecoverable %s row: %s", table, exc)
+                        continue
+                    if table == "runs" and cur.rowcount:
+                        kept.add(row["id"])
+                    if table in counts and cur.rowcount:
+                        counts[table] += 1
+        return counts["runs"], counts["variants"]
+
+    def recovery_notice(self) -> dict[str, Any] | None:
+        """The notice left when this store replaced a damaged file (until dismissed), else None."""
+        rows = self._query("SELECT value FROM meta WHERE key=?", (RECOVERY_KEY,))
+        return _loads(rows[0]["value"], None, "recovery notice")[0] if rows else None
+
+    def dismiss_recovery_notice(self) -> None:
+        """Forget the recovery notice (the damaged file stays where it was moved)."""
+        check_writable("dismiss the store recovery notice")
+        self._write([("DELETE FROM meta WHERE key=?", (RECOVERY_KEY,))])
 
     def _schema_version(self) -> int | None:
         with self._connect() as con:
@@ -198,12 +300,14 @@ class RunStore:
         return int(row[0]) if row else None
 
     def _check_file(self) -> None:
+        """Refuse a folder, or someone's text file given as the store (left untouched); binary garbage where the
+        store should be is damage, handled by _recover_if_damaged."""
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a run store file")
         if self.path.is_file() and self.path.stat().st_size > 0:
             with open(self.path, "rb") as fh:
-                head = fh.read(16)
-            if head != b"SQLite format 3\x00":
+                head = fh.read(512)
+            if not head.startswith(store_recovery.MAGIC) and store_recovery.looks_like_text(head):
                 raise StoreError(f"{self.path} is not a SQLite database (not a run store); move it or pick another path")
 
     @contextmanager
@@ -228,13 +332,24 @@ class RunStore:
         finally:
             con.close()
 
-    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, args: Sequence[Any] = (), retry: bool = True) -> list[sqlite3.Row]:
         try:
             with self._connect() as con:
                 con.row_factory = sqlite3.Row
                 return con.execute(sql, args).fetchall()
         except sqlite3.DatabaseError as exc:
+            if retry and self._damaged_meanwhile(exc):
+                return self._query(sql, args, retry=False)
             raise StoreError(f"cannot read the run store {self.path}: {exc}") from None
+
+    def _damaged_meanwhile(self, exc: sqlite3.DatabaseError) -> bool:
+        """The file was damaged after this store checked it: recover it now (same as on opening); True if done."""
+        if not store_recovery.is_damage(exc):
+            return False
+        if (key := self._file_key()) is not None:
+            _CHECKED.discard(key)
+        self._recover_if_damaged()
+        return self.recovery is not None
 
     def _write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Run the statements in one transaction (all or nothing)."""
@@ -243,6 +358,8 @@ class RunStore:
                 for sql, args in statements:
                     con.execute(sql, args)
         except sqlite3.DatabaseError as exc:
+            if self._damaged_meanwhile(exc):
+                raise StoreError(f"{store_recovery.describe(self.recovery or {})} Try again.") from None
             raise StoreError(f"cannot write the run store {self.path}: {exc}") from None
 
     # ---- runs ----------------------------------------------------------------------------------------
