@@ -12,7 +12,8 @@ import psutil
 # Instruction sets that decide which kernels are fast (int8 dot products, bf16, wide vectors).
 FLAGS_OF_INTEREST = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
                      "amx_tile", "amx_int8", "amx_bf16", "amx_fp16")  # as profiling.hardware.ISA_FLAGS
-PACKAGES = ("torch", "transformers", "onnxruntime", "onnx", "numpy", "streamlit", "tokenizers", "scikit-learn")
+PACKAGES = ("torch", "transformers", "onnxruntime", "onnx", "openvino", "nncf", "numpy", "streamlit", "tokenizers",
+            "scikit-learn")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")
 
 
