@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-Format = Literal["hf", "onnx", "torchscript", "pt2", "torch-int8"]
-FORMATS: tuple[str, ...] = ("hf", "onnx", "torchscript", "pt2", "torch-int8")
+Format = Literal["hf", "onnx", "torchscript", "pt2", "torch-int8", "openvino"]
+FORMATS: tuple[str, ...] = ("hf", "onnx", "torchscript", "pt2", "torch-int8", "openvino")
 MANIFEST = "artifact.json"
 
 

@@ -1,4 +1,4 @@
-"""Load any artifact format as a Predictor: texts in, float32 logits out (ONNX path never imports torch)."""
+"""Load any artifact format as a Predictor: texts in, float32 logits out (ONNX and OpenVINO never import torch)."""
 
 from __future__ import annotations
 
@@ -73,6 +73,43 @@ class OnnxPredictor(Predictor):
         self.session = None
 
 
+def openvino_config(threads: int) -> dict[str, object]:
+    """OpenVINO CPU plugin settings: ``threads`` inference threads, one stream, the latency hint, float32 compute."""
+    return {
+        "INFERENCE_NUM_THREADS": int(threads),
+        "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY",
+        # The plugin's default on CPUs with AMX or AVX512-BF16 is bf16 compute for float32 models: ask for f32 so
+        # an "fp32" variant is fp32 on every CPU (int8 parts of a quantized model still run in int8).
+        "INFERENCE_PRECISION_HINT": "f32",
+        # Pinning threads to cores (the plugin's default on Linux for latency) fights the other processes on a
+        # shared machine; torch and ONNX Runtime do not pin either, so the runtimes are compared alike.
+        "ENABLE_CPU_PINNING": False,
+    }
+
+
+class OpenVinoPredictor(Predictor):
+    """OpenVINO Runtime only (model.xml + model.bin on the CPU plugin): must not pull in torch or transformers."""
+
+    def __init__(self, artifact: Artifact, threads: int):
+        import openvino as ov
+
+        super().__init__(artifact, threads)
+        self.compiled = ov.Core().compile_model(str(artifact.path / "model.xml"), "CPU", openvino_config(self.threads))
+        self.request = self.compiled.create_infer_request()
+        self.inputs = [p.get_any_name() for p in self.compiled.inputs]
+
+    def run(self, features: dict[str, np.ndarray]) -> np.ndarray:
+        ids = features["input_ids"]
+        feeds = {name: features[name] if name in features else np.zeros_like(ids) for name in self.inputs}
+        # share_outputs=False: the result is a copy, not a view of the request's buffer the next call overwrites
+        return self.request.infer(feeds, share_inputs=True, share_outputs=False)[0]
+
+    def close(self) -> None:
+        self.request = None
+        self.compiled = None
+
+
 class TorchPredictor(Predictor):
     """PyTorch formats: a callable taking tensors in ``model_inputs`` order (positional) or keywords (hf)."""
 
@@ -131,4 +168,6 @@ def load_predictor(artifact: Artifact, threads: int) -> Predictor:
         raise ValueError(f"threads must be at least 1, got {threads}")
     if artifact.format == "onnx":
         return OnnxPredictor(artifact, threads)
+    if artifact.format == "openvino":
+        return OpenVinoPredictor(artifact, threads)
     return TorchPredictor(artifact, threads)

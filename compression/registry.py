@@ -200,6 +200,7 @@ _FORMAT_NAMES = {
     "torchscript": "a TorchScript model",
     "pt2": "a torch.export (.pt2) program",
     "torch-int8": "a PyTorch int8 model",
+    "openvino": "an OpenVINO IR model",
 }
 
 

@@ -46,6 +46,7 @@ THREAD_ENV = (
 # (transformers imports lazily: its model base class and the architecture's module cost seconds on first use).
 BACKEND_MODULES = {
     "onnx": ("onnxruntime",),
+    "openvino": ("openvino",),
     "hf": ("torch", "transformers", "transformers.modeling_utils"),
     "torch-int8": ("torch", "transformers", "transformers.modeling_utils"),
     "torchscript": ("torch",),

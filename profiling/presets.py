@@ -19,7 +19,12 @@ SEED_HELP = (
 )
 QUICK_HELP = "A short sweep for demos and tests: original, ONNX Runtime (fp32 and int8), PyTorch int8, 50 % heads pruned."
 
-_SHORT = {"onnx-int8": "int8", "torch-int8": "torch int8", "torch-export": "torch.export"}
+_SHORT = {
+    "onnx-int8": "int8",
+    "torch-int8": "torch int8",
+    "torch-export": "torch.export",
+    "openvino-int8": "OpenVINO int8",
+}
 _SINGLE = {
     "onnx": "ONNX Runtime",
     "onnx-int8": "ONNX Runtime int8",
@@ -27,6 +32,8 @@ _SINGLE = {
     "torch-export": "torch.export",
     "torch-int8": "PyTorch int8",
     "distill": "Distilled student",
+    "openvino": "OpenVINO",
+    "openvino-int8": "OpenVINO int8",
 }
 
 
