@@ -20,6 +20,8 @@ MODULES = (
     "compression.onnx_static_int8",
     "compression.half_precision",
     "compression.qat",
+    "compression.openvino_export",
+    "compression.openvino_int8",
 )
 
 for _name in MODULES:
