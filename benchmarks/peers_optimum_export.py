@@ -54,7 +54,8 @@ def default_tensor_type_float() -> Iterator[None]:
 
     def wrap(cls):
         def factory(**kwargs):
-            kwargs["extra_options"] = {**(kwargs.get("extra_options") or {}), "DefaultTensorType": onnx.TensorProto.FLOAT}
+            extra = kwargs.get("extra_options") or {}
+            kwargs["extra_options"] = {**extra, "DefaultTensorType": onnx.TensorProto.FLOAT}
             return cls(**kwargs)
 
         return factory

@@ -85,7 +85,18 @@ def test_ratios_against_the_fastest_peer_per_workload_and_targets():
     assert r["agreement"]["optimum O2 + int8 (avx2)"]["engine_ge_peer"]
     assert not r["agreement"]["openvino + nncf int8"]["engine_ge_peer"]
     t = peers.targets(r, WORKLOADS[:2], WORKLOADS[2])
-    assert t == {"fixed_shapes_ratio_le_1": False, "bucketed_1_3x_faster": True, "agreement_ge_peers": False}
+    assert t == {"fixed_shapes_ratio_le_1": False, "bucketed_1_3x_faster": True, "agreement_ge_peers": False,
+                 "bucketed_1_3x_faster_than_peer_dynamic": None}
+
+
+def test_engine_bucketed_against_the_peers_with_dynamic_padding():
+    rows = {peers.ENGINE_BEST: _row(8, 40, 20, 0.99), "openvino + nncf int8": _row(9, 50, 24, 0.98)}
+    rows[peers.ENGINE_BEST]["ms_per_batch"]["dynamic b8"] = 25
+    rows["openvino + nncf int8"]["ms_per_batch"]["dynamic b8"] = 30
+    r = peers.ratio_figures(rows, [*WORKLOADS, "dynamic b8"], cross=("bucketed b8 w8", "dynamic b8"))
+    assert r["bucketed b8 w8 vs peer dynamic b8"]["engine_over_fastest_peer"] == pytest.approx(20 / 30)
+    t = peers.targets(r, WORKLOADS[:2], WORKLOADS[2], "dynamic b8")
+    assert t["bucketed_1_3x_faster_than_peer_dynamic"] and not t["bucketed_1_3x_faster"]  # 1.5x, 1.2x
 
 
 def test_failed_peers_are_left_out_and_no_peer_means_no_ratios():
