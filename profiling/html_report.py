@@ -156,7 +156,7 @@ def _predictions_section(store: RunStore, run_id: str, variants: list[dict], fig
 
 def build_html(store: RunStore, run_id: str) -> str:
     """The whole report of ``run_id`` as one HTML document (plotly.js inline: opens with no network)."""
-    from dashboard import plots
+    from dashboard import plots, runtime_split
     from dashboard import results_data as rd
 
     run = store.get_run(run_id)
@@ -196,6 +196,13 @@ def build_html(store: RunStore, run_id: str) -> str:
                     "\u0394 accuracy is in percentage points.</p>")
     for who, kind, msg in rd.variant_notes(variants, run):
         body.append(f'<p class="note"><b>{_esc(who)}</b> ({_esc(kind)}): {_esc(msg)}</p>')
+
+    splits = runtime_split.runtime_splits(variants, rd.batch_size_of(df)) if not df.empty else []
+    if splits:  # runtime vs int8 share of each int8 variant's gain
+        body.append("<h2>Where the int8 gain comes from</h2>")
+        split = runtime_split.split_frame(splits)
+        body.append(_table(split, {c: c for c in split.columns}, set(split.columns)))
+        body.append(f"<p>{_esc(runtime_split.EXPLANATION)}</p>")
 
     body.append("<h2>Tradeoffs</h2>")
     done = df[df["status"] == "done"] if not df.empty else df
