@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import hardware, plots, share, sweep, uncertainty
+from dashboard import hardware, plots, runtime_split, share, sweep, uncertainty
 from dashboard import results_data as rd
 
 log = logging.getLogger(__name__)
@@ -157,6 +157,24 @@ def _notes(variants: list[dict], run: dict) -> None:
         st.warning("\n".join(f"- {line}" for line in warnings))
     if infos:
         st.caption("\n".join(f"- {line}" for line in infos))
+
+
+def _int8_split(variants: list[dict], df: pd.DataFrame, run_id: str) -> None:
+    splits = runtime_split.runtime_splits(variants, rd.batch_size_of(df))
+    if not splits:
+        return
+    st.subheader("Where the int8 gain comes from")
+    st.caption(runtime_split.EXPLANATION)
+    with st.container(key="int8_split"):
+        st.dataframe(
+            runtime_split.split_frame(splits),
+            hide_index=True,
+            key=f"int8_split_{run_id}",
+            column_config={
+                "Compared": st.column_config.TextColumn(help="PyTorch fp32 \u2192 runtime fp32 \u2192 int8"),
+                "Share from the runtime": st.column_config.TextColumn(help=runtime_split.SHARE_HELP),
+            },
+        )
 
 
 def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
@@ -370,6 +388,7 @@ def show_run(store, run_id: str) -> None:
     _table(df, run_id)
     uncertainty.render(run, variants, preds, examples)  # intervals, noise verdicts, accuracy tests, RSS vs USS
     _notes(variants, run)
+    _int8_split(variants, df, run_id)  # runtime vs int8 share of each int8 variant's gain
     _tradeoffs(df, run_id)
     _memory(store, run_id, variants)
     _predictions(store, run_id, variants)
