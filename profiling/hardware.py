@@ -1,143 +1,13 @@
-"""CPU instruction sets and thread counts from /proc/cpuinfo, and advice before a technique this CPU cannot speed up."""
+"""Advice before a technique this CPU cannot speed up (the CPU itself is read by compression.cpu)."""
 
 from __future__ import annotations
 
-import os
-import platform
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-# Instruction sets that decide which kernels are fast: /proc/cpuinfo flag -> readable name.
-ISA_FLAGS: dict[str, str] = {
-    "avx2": "AVX2",
-    "fma": "FMA",
-    "f16c": "F16C",
-    "avx512f": "AVX-512F",
-    "avx512_vnni": "AVX512-VNNI",
-    "avx_vnni": "AVX-VNNI",
-    "avx512_bf16": "AVX512-BF16",
-    "avx512_fp16": "AVX512-FP16",
-    "amx_tile": "AMX",
-    "amx_int8": "AMX-INT8",
-    "amx_bf16": "AMX-BF16",
-    "amx_fp16": "AMX-FP16",
-}
+from compression.cpu import ISA_FLAGS, CpuInfo, detect, parse_cpuinfo, usable_threads
 
-
-@dataclass(frozen=True)
-class CpuInfo:
-    """What this CPU can do fast: model name, the flags of ``ISA_FLAGS`` it has, cores and usable threads."""
-
-    model: str | None
-    flags: frozenset[str] = field(default_factory=frozenset)
-    logical_cpus: int | None = None  # processors listed in /proc/cpuinfo
-    physical_cores: int | None = None  # distinct (physical id, core id) pairs, where the file says
-    usable_threads: int | None = None  # CPUs this process may run on (sched_getaffinity)
-
-    def has(self, *flags: str) -> bool:
-        """Whether the CPU has any of ``flags``."""
-        return any(f in self.flags for f in flags)
-
-    @property
-    def vnni(self) -> bool:
-        return self.has("avx512_vnni", "avx_vnni", "amx_int8")
-
-    @property
-    def native_bf16(self) -> bool:
-        return self.has("avx512_bf16", "amx_bf16")
-
-    @property
-    def native_fp16(self) -> bool:
-        return self.has("avx512_fp16", "amx_fp16")
-
-    def isa_names(self) -> list[str]:
-        """Readable names of the instruction sets of interest that the CPU has, in ``ISA_FLAGS`` order."""
-        return [name for flag, name in ISA_FLAGS.items() if flag in self.flags]
-
-    def summary(self) -> str:
-        """One line, e.g. "AMD EPYC · 2 threads usable (2 cores) · AVX2, FMA, AVX-512F, AVX512-VNNI"."""
-        parts = [self.model or platform.machine() or "unknown CPU"]
-        threads = f"{self.usable_threads} thread(s) usable" if self.usable_threads else "threads unknown"
-        if self.physical_cores:
-            threads += f" ({self.physical_cores} core(s))"
-        parts.append(threads)
-        parts.append(", ".join(self.isa_names()) or "no AVX2 or newer vector instructions detected")
-        return " \u00b7 ".join(parts)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "flags": {flag: flag in self.flags for flag in ISA_FLAGS},
-            "logical_cpus": self.logical_cpus,
-            "physical_cores": self.physical_cores,
-            "usable_threads": self.usable_threads,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CpuInfo:
-        """From ``to_json`` output or a run's environment fingerprint (``cpu_model``, ``cpu_flags``, cores)."""
-        flags = data.get("flags", data.get("cpu_flags")) or {}
-        return cls(
-            model=data.get("model", data.get("cpu_model")),
-            flags=frozenset(f for f, present in flags.items() if present),
-            logical_cpus=data.get("logical_cpus", data.get("logical_cores")),
-            physical_cores=data.get("physical_cores"),
-            usable_threads=data.get("usable_threads", data.get("usable_cores")),
-        )
-
-
-def parse_cpuinfo(text: str, usable_threads: int | None = None) -> CpuInfo:
-    """A CpuInfo from the text of /proc/cpuinfo: the first processor's model and flags (x86 ``flags``, ARM
-    ``Features``), the processor count and the distinct physical cores."""
-    model: str | None = None
-    flags: set[str] | None = None
-    processors = 0
-    cores: set[tuple[str, str]] = set()
-    physical = core = None
-    for line in text.splitlines() + [""]:
-        key, _, value = line.partition(":")
-        key, value = key.strip(), value.strip()
-        if not key:  # a blank line ends one processor's block
-            if physical is not None and core is not None:
-                cores.add((physical, core))
-            physical = core = None
-            continue
-        if key == "processor":
-            processors += 1
-        elif key == "model name" and model is None:
-            model = value
-        elif key in ("flags", "Features") and flags is None:
-            flags = set(value.split())
-        elif key == "physical id":
-            physical = value
-        elif key == "core id":
-            core = value
-    return CpuInfo(
-        model=model,
-        flags=frozenset((flags or set()) & set(ISA_FLAGS)),
-        logical_cpus=processors or None,
-        physical_cores=len(cores) or None,
-        usable_threads=usable_threads,
-    )
-
-
-def usable_threads() -> int | None:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count()
-
-
-def detect(path: Path | str = "/proc/cpuinfo") -> CpuInfo:
-    """This machine's CpuInfo; model only (from platform) where /proc/cpuinfo is missing."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return CpuInfo(model=platform.processor() or None, usable_threads=usable_threads())
-    return parse_cpuinfo(text, usable_threads())
-
+__all__ = ["ISA_FLAGS", "CpuInfo", "advice_for", "advice_lines", "detect", "parse_cpuinfo", "usable_threads"]
 
 # ---- advice -----------------------------------------------------------------------------------------------------
 
@@ -160,6 +30,8 @@ def advice_for(technique: str, cpu: CpuInfo, options: Mapping[str, Any] | None =
     ``{"dtype": "bf16"}``), or None when nothing needs saying. Follows detection, never assumptions."""
     kind = _kind(technique, options)
     if kind == "int8":
+        if recipe_text := _recipe_advice(technique, cpu, options):
+            return recipe_text
         if not cpu.has("avx2", "avx512f"):
             return (
                 "This CPU reports neither AVX2 nor AVX-512: int8 kernels fall back to slow generic code, so int8 "
@@ -194,6 +66,30 @@ def advice_for(technique: str, cpu: CpuInfo, options: Mapping[str, Any] | None =
             )
         return None
     return None
+
+
+def _recipe_advice(technique: str, cpu: CpuInfo, options: Mapping[str, Any] | None) -> str | None:
+    """For a technique whose int8 recipe depends on the CPU: a warning when the chosen options saturate here."""
+    from compression.int8_recipe import saturation_warning
+    from compression.registry import REGISTRY, TechniqueError, config_from_json
+
+    if technique not in REGISTRY or not hasattr(REGISTRY[technique].config_cls, "recipe"):
+        return None
+    try:
+        cfg = config_from_json({**(options or {}), "technique": technique})
+    except TechniqueError:
+        return None
+    warning = saturation_warning(cfg.recipe(cpu))
+    return f"This CPU's int8 kernel would saturate with these options: {warning}." if warning else None
+
+
+def recipe_line(cpu: CpuInfo) -> str:
+    """Which int8 recipe this CPU gets, in one line (the Run page and the CLI show it)."""
+    from compression.int8_recipe import default_recipe
+
+    r = default_recipe(cpu)
+    bits = "7-bit" if r.reduce_range else "8-bit"
+    return f"int8 recipe for this CPU: {bits} signed weights ({r.weight_type}, reduce_range={r.reduce_range}), because {r.reason}"
 
 
 def advice_lines(techniques: list[str], cpu: CpuInfo) -> list[tuple[str, str]]:
