@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compression.artifact import Artifact, copy_tokenizer
+from compression.cpu import CpuInfo, detect
+from compression.int8_recipe import AUTO, Int8Recipe, parse_auto_bool, resolve, saturation_warning
+from compression.int8_reference import PROBE_TEXTS, kernel_check, kernel_note
 from compression.layer_names import canonical_layer_list, nodes_to_exclude, parse_layer_list
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
 
@@ -26,35 +29,40 @@ class OnnxInt8Config(TechniqueConfig):
     help = (
         "Stores the weights of the matrix multiplications (and fused attention) as 8-bit integers with "
         "onnxruntime.quantization.quantize_dynamic; activations are quantized on the fly at run time. About 4x "
-        "smaller weights and ~2x faster on this kind of CPU; predictions can change slightly."
+        "smaller weights and faster matrix products; predictions can change slightly. The weight type and "
+        "reduce_range are chosen for the detected CPU (see the CPU advice) unless you set them."
     )
     accepts = ("onnx",)
     produces = "onnx"
     warning = (
         "The int8 speed-up depends on the CPU: int8 dot-product instructions (AVX512-VNNI, AVX-VNNI, AMX) gain "
-        "most, plain AVX2 less; signed int8 weights ran ~1.7x faster than unsigned ones on the machine it was built on."
+        "most; without them the kernel adds product pairs into saturating int16, which the recipe chosen for such "
+        "a CPU avoids (7-bit weights) at the cost of coarser weights."
     )
 
     weight_type: str = field(
-        default="qint8",
+        default=AUTO,
         metadata={
-            "help": "qint8: signed 8-bit weights; quint8: unsigned 8-bit weights, measured ~1.7x slower than "
-            "qint8 on the machine it was built on.",
-            "choices": list(WEIGHT_TYPES),
+            "help": "auto: the detected CPU's choice (signed int8 weights, which every x86 int8 kernel takes "
+            "fastest). qint8: signed 8-bit weights; quint8: unsigned 8-bit weights (the u8 x u8 kernel: never "
+            "saturates, usually slower).",
+            "choices": [AUTO, *WEIGHT_TYPES],
         },
     )
     per_channel: bool = field(
         default=True,
         metadata={
-            "help": "One scale per output channel instead of one per weight matrix: smaller errors (about half on "
-            "MiniLM), measured as fast as per-tensor on this CPU."
+            "help": "One scale per output channel instead of one per weight matrix: smaller rounding errors, the "
+            "same kernels."
         },
     )
-    reduce_range: bool = field(
-        default=False,
+    reduce_range: str = field(
+        default=AUTO,
         metadata={
-            "help": "Quantize weights to 7 bits, which avoids int16 saturation in non-VNNI int8 kernels for some "
-            "models; on MiniLM here it doubled the logit error and did not change speed."
+            "help": "Quantize signed weights to 7 bits (|q| <= 64). auto: on for CPUs without VNNI, whose kernel "
+            "adds u8 x s8 product pairs into saturating int16 (7-bit weights cannot overflow it), off with VNNI "
+            "(int32 accumulation: the extra bit is free). true/false force it.",
+            "choices": [AUTO, "true", "false"],
         },
     )
 
@@ -69,11 +77,25 @@ class OnnxInt8Config(TechniqueConfig):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude_layers", canonical_layer_list(self.exclude_layers))
-        if self.weight_type not in WEIGHT_TYPES:
-            raise ValueError(f"weight_type must be one of {', '.join(WEIGHT_TYPES)}, got {self.weight_type!r}")
-        for name in ("per_channel", "reduce_range"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")  # noqa: TRY004
+        if self.weight_type not in (AUTO, *WEIGHT_TYPES):
+            raise ValueError(f"weight_type must be one of auto, {', '.join(WEIGHT_TYPES)}, got {self.weight_type!r}")
+        if not isinstance(self.per_channel, bool):
+            raise ValueError(f"per_channel must be true or false, got {self.per_channel!r}")  # noqa: TRY004
+        rr = parse_auto_bool(self.reduce_range, "reduce_range")
+        object.__setattr__(self, "reduce_range", rr if rr == AUTO else str(rr).lower())
+
+    def recipe(self, cpu: CpuInfo | None = None, meta: dict | None = None) -> Int8Recipe:
+        """The recipe this config gets on ``cpu`` (this machine's by default); a qat model keeps its own grid."""
+        qat = (meta or {}).get("qat")
+        reduce_range: bool | str = parse_auto_bool(self.reduce_range, "reduce_range")
+        if isinstance(qat, dict) and reduce_range == AUTO:
+            reduce_range = bool(qat.get("reduce_range", False))  # reproduce the grid it was trained on
+        return resolve(self.weight_type, reduce_range, cpu)
+
+    def build_salt(self) -> str:
+        """The resolved recipe, so an artifact built for another CPU's recipe is never reused from the cache."""
+        r = self.recipe()
+        return f"{r.weight_type}/rr={r.reduce_range}"
 
     def check(self, meta: dict) -> None:
         if meta.get("quantized"):
@@ -85,9 +107,12 @@ class OnnxInt8Config(TechniqueConfig):
             if qat.get("target") != "onnx-int8":
                 raise ValueError(f"the model was fine-tuned (qat) for {qat.get('target')}, whose int8 grid differs; "
                                  "use qat:target=onnx-int8 before onnx-int8")
-            if self.weight_type != "qint8" or not self.per_channel or self.reduce_range:
-                raise ValueError("the model was fine-tuned (qat) for signed per-channel 8-bit weights; keep "
-                                 "weight_type=qint8, per_channel=true, reduce_range=false so they are reproduced")
+            trained_rr = bool(qat.get("reduce_range", False))
+            recipe = self.recipe(meta=meta)
+            if recipe.weight_type != "qint8" or not self.per_channel or recipe.reduce_range != trained_rr:
+                bits = "7-bit (reduce_range)" if trained_rr else "8-bit"
+                raise ValueError(f"the model was fine-tuned (qat) for signed per-channel {bits} weights; keep "
+                                 "weight_type and reduce_range on auto and per_channel=true so they are reproduced")
 
 
 def _prepare(src: Path, dst: Path) -> bool:
@@ -115,13 +140,14 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
         excluded = nodes_to_exclude(onnx.load(str(prepared), load_external_data=False), excluded_layers)
     except ValueError as exc:
         raise TechniqueError(str(exc)) from exc
-    ctx.progress(0.3, "quantizing weights to int8")
+    recipe = cfg.recipe(meta=src.meta)
+    ctx.progress(0.3, f"quantizing weights to int8 ({recipe.weight_type}, reduce_range={recipe.reduce_range})")
     quantize_dynamic(
         str(prepared),
         str(out_dir / MODEL_FILE),
-        weight_type=QuantType.QInt8 if cfg.weight_type == "qint8" else QuantType.QUInt8,
+        weight_type=QuantType.QInt8 if recipe.weight_type == "qint8" else QuantType.QUInt8,
         per_channel=cfg.per_channel,
-        reduce_range=cfg.reduce_range,
+        reduce_range=recipe.reduce_range,
         nodes_to_exclude=excluded or None,
         use_external_data_format=large,
         # Outputs of ORT's fused contrib ops (Attention, SkipLayerNormalization...) carry no inferred type.
@@ -135,12 +161,22 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
     if not int8_ops:
         raise RuntimeError("ONNX Runtime quantization produced no int8 operators")
     ctx.progress(1.0, "int8 quantization done")
+    notes = list(src.meta.get("notes", []))
+    if warning := saturation_warning(recipe):
+        notes.append(warning)
+    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path)
+    if check.get("exact") is False:
+        notes.append(kernel_note(check))
     return src.derive(
         out_dir,
         "onnx",
         cfg.spec(),
         quantized="onnx-int8",
-        onnx_int8={"weight_type": cfg.weight_type, "per_channel": cfg.per_channel, "reduce_range": cfg.reduce_range,
+        onnx_int8={"weight_type": recipe.weight_type, "per_channel": cfg.per_channel,
+                   "reduce_range": recipe.reduce_range,
                    **({"excluded_layers": list(excluded_layers), "excluded_nodes": excluded} if excluded else {})},
+        int8_recipe={**recipe.to_json(), "cpu": detect().to_json()},
+        int8_kernel_check=check,
         onnx_int8_ops=int8_ops,
+        notes=notes,
     )

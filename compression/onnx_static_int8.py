@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compression.artifact import Artifact, copy_tokenizer
+from compression.cpu import CpuInfo, detect
+from compression.int8_recipe import AUTO, Int8Recipe, parse_auto_bool, resolve, saturation_warning
+from compression.int8_reference import PROBE_TEXTS, kernel_check, kernel_note
 from compression.layer_names import canonical_layer_list, nodes_to_exclude, parse_layer_list
 from compression.onnx_int8 import MODEL_FILE, _prepare
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
@@ -44,8 +47,8 @@ class OnnxStaticInt8Config(TechniqueConfig):
     needs_train_data: ClassVar[bool] = True
     warning: ClassVar[str | None] = (
         "Calibration runs the model on the sample (entropy and percentile keep histograms of every activation: "
-        "slower). Fixed activation ranges clip outliers a calibration sample did not show. On MiniLM here it was "
-        "no better than dynamic int8 (agreement with the original 94-96 % vs 97 %, speed within noise)."
+        "slower). Fixed activation ranges clip outliers a calibration sample did not show, so it is often "
+        "no better than dynamic int8 on accuracy; its gain is skipping the run-time range computation."
     )
 
     method: str = field(
@@ -64,8 +67,9 @@ class OnnxStaticInt8Config(TechniqueConfig):
         default="quint8",
         metadata={
             "help": "Activation integer type: quint8 (unsigned, asymmetric) or qint8 (signed, symmetric). Weights "
-            "are always signed int8. Measured on MiniLM here: qint8 activations ran ~5x slower at batch 1 (no "
-            "s8s8 fast path on this CPU) and lost 4.7 accuracy points (McNemar p=0.04), so quint8 is the default.",
+            "are always signed int8. x86 int8 kernels take unsigned activations times signed weights; signed "
+            "activations have no fast path there and lose one bit of range for positive-only inputs, so quint8 "
+            "is the default.",
             "choices": list(ACTIVATION_TYPES),
         },
     )
@@ -77,6 +81,14 @@ class OnnxStaticInt8Config(TechniqueConfig):
     per_channel: bool = field(
         default=True, metadata={"help": "One weight scale per output channel instead of one per matrix."}
     )
+    reduce_range: str = field(
+        default=AUTO,
+        metadata={
+            "help": "Quantize the signed weights to 7 bits (|q| <= 64). auto: on for CPUs without VNNI, whose int8 "
+            "kernel adds product pairs into saturating int16, off with VNNI; true/false force it.",
+            "choices": [AUTO, "true", "false"],
+        },
+    )
     exclude_layers: str = field(
         default="",
         metadata={
@@ -87,13 +99,13 @@ class OnnxStaticInt8Config(TechniqueConfig):
     )
     embeddings: bool = field(
         default=True,
-        metadata={"help": "Also store the embedding tables (Gather) as int8, as dynamic int8 does: MiniLM "
-                  "56.6 -> 22.5 MiB on disk, accuracy and speed within noise here. Off: only MatMul/Gemm weights."},
+        metadata={"help": "Also store the embedding tables (Gather) as int8, as dynamic int8 does: for small "
+                  "encoders the embeddings are most of the file. Off: only MatMul/Gemm weights."},
     )
     pre_process: bool = field(
         default=True,
         metadata={"help": "Run ORT's quant_pre_process (symbolic shape inference and graph optimisation) first, as "
-                  "ORT recommends; measured on MiniLM: same predictions, speed within noise (batch 8 48 vs 53 ms)."},
+                  "ORT recommends; it changes where QDQ pairs go, not what they compute."},
     )
     seed: int = field(default=0, metadata={"help": "Seed of the calibration sample."})
 
@@ -117,6 +129,16 @@ class OnnxStaticInt8Config(TechniqueConfig):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")  # noqa: TRY004
         object.__setattr__(self, "exclude_layers", canonical_layer_list(self.exclude_layers))
+        rr = parse_auto_bool(self.reduce_range, "reduce_range")
+        object.__setattr__(self, "reduce_range", rr if rr == AUTO else str(rr).lower())
+
+    def recipe(self, cpu: CpuInfo | None = None) -> Int8Recipe:
+        """The recipe this config gets on ``cpu`` (this machine's by default): weights are always signed."""
+        return resolve("qint8", parse_auto_bool(self.reduce_range, "reduce_range"), cpu)
+
+    def build_salt(self) -> str:
+        """The resolved reduce_range, so an artifact built for another CPU's recipe is never reused."""
+        return f"rr={self.recipe().reduce_range}"
 
     def check(self, meta: dict) -> None:
         if meta.get("quantized"):
@@ -222,6 +244,7 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
         model_in = out_dir / "preprocessed.onnx"
         if not _pre_process(prepared, model_in):
             model_in = prepared
+    recipe = cfg.recipe()
     ctx.progress(0.1, f"calibrating on {len(sample)} training texts ({cfg.method})")
     chatter = io.StringIO()  # the histogram calibrators print their progress; keep the CLI's progress bar clean
     with contextlib.redirect_stdout(chatter):
@@ -232,6 +255,7 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["MatMul", "Gemm", *(["Gather"] if cfg.embeddings else [])],
             per_channel=cfg.per_channel,
+            reduce_range=recipe.reduce_range,
             activation_type=QuantType.QInt8 if signed_act else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=excluded or None,
@@ -252,6 +276,12 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
         raise RuntimeError("ONNX Runtime static quantization inserted no QuantizeLinear/DequantizeLinear pairs")
     ctx.progress(1.0, "static int8 quantization done")
     digest = hashlib.sha256("\n".join(reader.tokenized).encode()).hexdigest()[:16]
+    notes = list(src.meta.get("notes", []))
+    if warning := saturation_warning(recipe):
+        notes.append(warning)
+    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path)
+    if check.get("exact") is False:
+        notes.append(kernel_note(check))
     return src.derive(
         out_dir,
         "onnx",
@@ -261,6 +291,7 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
             "method": cfg.method,
             "activation_type": cfg.activation_type,
             "per_channel": cfg.per_channel,
+            "reduce_range": recipe.reduce_range,
             "calibration_examples": len(reader.tokenized),
             "calibration_source": "train split",
             "calibration_sample_sha256": digest,
@@ -268,4 +299,7 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
             "excluded_nodes": excluded,
             "qdq_pairs": n_dq,
         },
+        int8_recipe={**recipe.to_json(), "cpu": detect().to_json()},
+        int8_kernel_check=check,
+        notes=notes,
     )

@@ -22,8 +22,10 @@ log = logging.getLogger(__name__)
 # torch.ao's quantize_dynamic (torch-int8) is not offered: its per-tensor symmetric observer uses
 # scale = absmax / 127.5 with q in [-128, 127], so the largest weight never lands on the grid and re-quantizing any
 # fp32 weights rescales them by 127/127.5 (measured: 98.7 % of a layer's weights moved), no exact target exists.
+# With reduce_range (the recipe of CPUs without VNNI, see compression.int8_recipe) the grid is absmax / 64, q in
+# [-64, 64]: a fixed point as well. The grid is the one this CPU's onnx-int8 recipe uses, recorded with the model.
 TARGETS = ("onnx-int8",)
-GRIDS = {"onnx-int8": (127.0, -127, 127, True)}
+GRIDS = {("onnx-int8", False): (127.0, -127, 127, True), ("onnx-int8", True): (64.0, -64, 64, True)}
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ class QatConfig(TechniqueConfig):
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr must be a number above 0, got {self.lr!r}")
 
+    def build_salt(self) -> str:
+        """The int8 grid this CPU's recipe uses (7 or 8 bits), which the training rounds to."""
+        return f"rr={target_reduce_range(self.target)}"
+
     def check(self, meta: dict) -> None:
         if meta.get("quantized"):
             raise ValueError(f"the model is already quantized ({meta['quantized']}); train before quantizing")
@@ -86,11 +92,18 @@ class QatConfig(TechniqueConfig):
             raise ValueError(f"quantization-aware training needs a float32 model; this one is {meta['half_precision']}")
 
 
-def quantize_weight(w: Any, target: str) -> Any:
+def target_reduce_range(target: str) -> bool:
+    """Whether this CPU's recipe for ``target`` uses 7-bit weights (then the training grid does too)."""
+    from compression.int8_recipe import resolve
+
+    return resolve(cpu=None).reduce_range if target == "onnx-int8" else False
+
+
+def quantize_weight(w: Any, target: str, reduce_range: bool = False) -> Any:
     """``w`` rounded to the target's symmetric int8 grid (per output row, i.e. per ONNX output channel)."""
     import torch
 
-    div, qmin, qmax, per_channel = GRIDS[target]
+    div, qmin, qmax, per_channel = GRIDS[target, reduce_range]
     absmax = w.detach().abs().amax(dim=1, keepdim=True) if per_channel else w.detach().abs().max()
     scale = torch.where(absmax > 0, absmax / div, torch.ones_like(absmax))
     return torch.clamp(torch.round(w / scale), qmin, qmax) * scale
@@ -108,14 +121,14 @@ def fake_quant_activation(x: Any) -> Any:
     return x + (q - x).detach()
 
 
-def attach_fake_quant(model: Any, target: str, activations: bool) -> list[Any]:
+def attach_fake_quant(model: Any, target: str, activations: bool, reduce_range: bool = False) -> list[Any]:
     """Make every nn.Linear compute with fake-quantized weights (STE); returns the patched modules."""
     import torch.nn.functional as F
     from torch import nn
 
     def forward(self: Any, x: Any) -> Any:
         w = self.weight
-        wq = w + (quantize_weight(w, target) - w).detach()  # straight-through estimator
+        wq = w + (quantize_weight(w, target, reduce_range) - w).detach()  # straight-through estimator
         return F.linear(fake_quant_activation(x) if activations else x, wq, self.bias)
 
     patched = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -124,14 +137,14 @@ def attach_fake_quant(model: Any, target: str, activations: bool) -> list[Any]:
     return patched
 
 
-def detach_fake_quant(patched: list[Any], target: str) -> None:
+def detach_fake_quant(patched: list[Any], target: str, reduce_range: bool = False) -> None:
     """Restore plain Linear forwards and snap the weights onto the int8 grid for good."""
     import torch
 
     with torch.no_grad():
         for m in patched:
             del m.forward  # the instance attribute; the class's forward is back
-            m.weight.copy_(quantize_weight(m.weight, target))
+            m.weight.copy_(quantize_weight(m.weight, target, reduce_range))
 
 
 def train_qat(model: Any, tokenizer: Any, texts: list[str], labels: list[int], cfg: QatConfig, max_length: int,
@@ -148,7 +161,8 @@ def train_qat(model: Any, tokenizer: Any, texts: list[str], labels: list[int], c
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, foreach=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / cfg.steps))
-    patched = attach_fake_quant(model, cfg.target, cfg.activations)
+    reduce_range = target_reduce_range(cfg.target)
+    patched = attach_fake_quant(model, cfg.target, cfg.activations, reduce_range)
     model.train()
     losses: list[float] = []
     start, step = time.perf_counter(), 0
@@ -177,7 +191,7 @@ def train_qat(model: Any, tokenizer: Any, texts: list[str], labels: list[int], c
     finally:
         if flushing:
             torch.set_flush_denormal(False)
-        detach_fake_quant(patched, cfg.target)
+        detach_fake_quant(patched, cfg.target, reduce_range)
         model.eval()
     window = max(1, min(20, len(losses) // 4))
     return {"steps": step, "loss_first": sum(losses[:window]) / window, "loss_last": sum(losses[-window:]) / window,
@@ -208,6 +222,7 @@ def qat(src: Artifact, cfg: QatConfig, out_dir: Path, ctx: Context) -> Artifact:
             f" -> {stats['loss_last']:.3f}); weights are on the int8 grid of {cfg.target}")
     return src.derive(
         out_dir, "hf", cfg.spec(), **meta,
-        qat={"target": cfg.target, "activations": cfg.activations, **stats},
+        qat={"target": cfg.target, "activations": cfg.activations, "reduce_range": target_reduce_range(cfg.target),
+             **stats},
         notes=[*src.meta.get("notes", []), note],
     )

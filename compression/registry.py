@@ -70,6 +70,11 @@ class TechniqueConfig:
     def key(self) -> str:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:16]
 
+    def build_salt(self) -> str:
+        """What else the built artifact depends on besides the config (e.g. a recipe chosen for this CPU); part of
+        the cache key, so an artifact built for another machine's choice is never reused. Empty by default."""
+        return ""
+
     def uses_train_data(self) -> bool:
         """Whether this config's result depends on the train split (then the cache key includes the data)."""
         return self.needs_train_data
@@ -187,6 +192,10 @@ def check_chain(start_format: str, configs: Sequence[TechniqueConfig], meta: dic
                 f"{' or '.join(_FORMAT_NAMES.get(a, a) for a in cfg.accepts)}, "
                 f"but gets {_FORMAT_NAMES.get(fmt, fmt)}"
             )
+        if meta is not None:
+            from compression.structure import check as check_structure
+
+            check_structure(cfg.name, meta)  # the architecture itself rules it out (e.g. heads shared across layers)
         check = getattr(cfg, "check", None)
         if check is not None and meta is not None:
             check(meta)  # technique-specific applicability (e.g. enough heads/layers)
@@ -223,7 +232,10 @@ def apply(src: Artifact, cfg: TechniqueConfig, cache_root: Path, ctx: Context | 
     ctx = ctx or Context()
     check_chain(src.format, [cfg], src.meta)
     parent_key = src.meta.get("artifact_key") or hashlib.sha256(str(src.path.resolve()).encode()).hexdigest()[:16]
-    key = hashlib.sha256(f"{parent_key}/{cfg.key()}{_data_key(cfg, ctx)}".encode()).hexdigest()[:16]
+    salt = cfg.build_salt()
+    key = hashlib.sha256(
+        f"{parent_key}/{cfg.key()}{_data_key(cfg, ctx)}{'/build:' + salt if salt else ''}".encode()
+    ).hexdigest()[:16]
     out = Path(cache_root) / f"{cfg.name}-{key}"
     if (out / "artifact.json").is_file():
         try:

@@ -9,8 +9,10 @@ from conftest_h2 import TEXTS, folder_hash, h2_cache, tiny_bert  # noqa: F401 - 
 from conftest_h3 import toy_texts
 
 from compression import TechniqueError, apply, apply_chain, check_chain, parse_spec
+from compression.cpu import detect
+from compression.int8_recipe import default_recipe
 from compression.predictors import load_predictor
-from compression.qat import fake_quant_activation, quantize_weight
+from compression.qat import GRIDS, fake_quant_activation, quantize_weight
 from compression.registry import Context
 
 TRAIN, TRAIN_Y = toy_texts(48, seed=2)
@@ -40,12 +42,16 @@ def test_weights_changed_and_sit_on_the_per_channel_grid(tiny_bert, qat_onnx):
     before, after = _linears(tiny_bert), _linears(qat_onnx)
     assert before.keys() == after.keys() and len(after) == 14
     assert any(not np.allclose(before[k], after[k], atol=1e-3) for k in after)  # it trained
+    info = qat_onnx.meta["qat"]
+    # The grid is the one this CPU's onnx-int8 recipe uses: 8-bit (absmax / 127) with VNNI, 7-bit (absmax / 64)
+    # where the kernel's int16 pair sums would saturate.
+    assert info["reduce_range"] == default_recipe(detect()).reduce_range
+    div, _, qmax, _ = GRIDS["onnx-int8", info["reduce_range"]]
     for name, w in after.items():
-        scale = np.abs(w).max(axis=1, keepdims=True) / 127
+        scale = np.abs(w).max(axis=1, keepdims=True) / div
         q = w / scale
         assert np.abs(q - np.round(q)).max() < 1e-3, name
-        assert np.abs(q).max() <= 127 + 1e-3
-    info = qat_onnx.meta["qat"]
+        assert np.abs(q).max() <= qmax + 1e-3
     assert info["steps"] == 6 and info["target"] == "onnx-int8" and info["linear_layers"] == 14
 
 

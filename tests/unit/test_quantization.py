@@ -19,8 +19,12 @@ from conftest_h2 import (  # noqa: F401 - fixtures
 )
 
 from compression import Artifact, TechniqueError, apply, apply_chain, check_chain, parse_spec
+from compression.cpu import detect
+from compression.int8_recipe import default_recipe, kernel_path
+from compression.int8_reference import EXACT_ATOL, EXACT_RTOL, reference_outputs
 from compression.predictors import load_predictor
 from compression.registry import REGISTRY
+from compression.tokenize import load_encoder
 
 INT8_CHAINS = [
     "onnx onnx-int8",
@@ -29,6 +33,9 @@ INT8_CHAINS = [
     "onnx:optimize=true onnx-int8",
     "torch-int8",
 ]
+# Graphs of standard ONNX operators, which ONNX's numpy reference evaluates with exact integer arithmetic (the fused
+# graph has ORT's QAttention, which it cannot run).
+REFERENCE_CHAINS = [c for c in INT8_CHAINS if c.startswith("onnx onnx-int8")]
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +76,66 @@ def test_int8_close_to_fp32_and_input_untouched(built, reference, model, chain):
     assert pred.predict_logits(TEXTS[:1]).shape == (1, ref.shape[1])
 
 
+def exact_int8(art) -> np.ndarray:
+    """The int8 graph's logits by exact integer arithmetic (numpy, independent of the CPU's kernels)."""
+    return reference_outputs(art.path / "model.onnx", load_encoder(art.path).encode(TEXTS))
+
+
+@pytest.mark.parametrize("model", ["bert", "roberta"])
+@pytest.mark.parametrize("chain", REFERENCE_CHAINS)
+def test_exact_int8_arithmetic_is_close_to_fp32(built, reference, model, chain):
+    """What int8 itself costs, on any CPU: the quantized graph computed exactly stays within the bound of fp32."""
+    art, _, _ = built(model, chain)
+    exact = exact_int8(art)
+    assert np.abs(exact - reference[model]).max() < INT8_ATOL
+    assert centered_corr(exact, reference[model]) > INT8_MIN_CORR
+
+
+@pytest.mark.parametrize("model", ["bert", "roberta"])
+@pytest.mark.parametrize("chain", REFERENCE_CHAINS)
+def test_ort_int8_on_this_cpu_is_the_exact_integer_result(built, model, chain):
+    """The recipe chosen for the detected CPU keeps ONNX Runtime's int8 kernel exact (no int16 saturation)."""
+    art, _, _ = built(model, chain)
+    exact = exact_int8(art)
+    got = load_predictor(art, threads=1).predict_logits(TEXTS)
+    assert np.abs(got - exact).max() <= EXACT_ATOL + EXACT_RTOL * np.abs(exact).max()
+    check = art.meta["int8_kernel_check"]
+    assert check["exact"] is True and check["max_abs_diff"] <= check["tolerance"]
+    assert art.meta["int8_recipe"]["saturates"] is False
+
+
+def test_forced_8bit_weights_saturate_exactly_where_the_cpu_lacks_vnni(built):
+    """The hardware fact behind the rule, on the detected CPU: full 8-bit signed weights are exact with VNNI and
+    leave the exact integer result without it (the build's kernel check records it and the artifact says so)."""
+    art, _, _ = built("bert", "onnx onnx-int8:reduce_range=false")
+    cpu = detect()
+    check = art.meta["int8_kernel_check"]
+    if cpu.vnni:
+        assert check["exact"] is True
+    else:
+        assert check["exact"] is False and check["max_abs_diff"] > 10 * check["tolerance"]
+        assert any("saturat" in note for note in art.meta["notes"])
+    assert art.meta["int8_recipe"]["saturates"] is (not cpu.vnni)
+
+
+def test_the_bound_fails_a_broken_quantizer(built, reference, tmp_path):
+    """Weight scales off by 30 % (a quantizer bug) must leave the bound, or the bound proves nothing."""
+    import onnx
+    from onnx import numpy_helper
+
+    art, _, _ = built("bert", "onnx onnx-int8")
+    model = onnx.load(str(art.path / "model.onnx"))
+    scaled = 0
+    for init in model.graph.initializer:
+        if init.name.endswith("_scale") and init.data_type == onnx.TensorProto.FLOAT:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(1.3), init.name))
+            scaled += 1
+    assert scaled > 0
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    broken = reference_outputs(tmp_path / "model.onnx", load_encoder(art.path).encode(TEXTS))
+    assert np.abs(broken - reference["bert"]).max() > INT8_ATOL
+
+
 def test_onnx_int8_lineage_and_int8_operators(built):
     import onnx
 
@@ -76,7 +143,10 @@ def test_onnx_int8_lineage_and_int8_operators(built):
     assert art.lineage == ("onnx", "onnx-int8")
     assert art.format == "onnx" and art.meta["quantized"] == "onnx-int8"
     assert "MatMulInteger" in {n.op_type for n in onnx.load(str(art.path / "model.onnx")).graph.node}
-    assert art.meta["onnx_int8"] == {"weight_type": "qint8", "per_channel": True, "reduce_range": False}
+    recipe = default_recipe(detect())
+    assert art.meta["onnx_int8"] == {"weight_type": "qint8", "per_channel": True, "reduce_range": recipe.reduce_range}
+    assert art.meta["int8_recipe"]["kernel"] == kernel_path(detect()) and art.meta["int8_recipe"]["reason"]
+    assert art.meta["int8_recipe"]["cpu"]["flags"]["avx2"] == detect().has("avx2")
     fused, _, _ = built("bert", "onnx:optimize=true onnx-int8")
     assert fused.lineage == ("onnx:optimize=True", "onnx-int8")
     ops = {n.op_type for n in onnx.load(str(fused.path / "model.onnx")).graph.node}
@@ -95,7 +165,7 @@ def test_int8_refused_in_impossible_orders(built, tiny_bert):
     art, _, _ = built("bert", "onnx onnx-int8")
     with pytest.raises(ValueError, match="already quantized"):
         apply(art, parse_spec("onnx-int8"), art.path.parent)
-    with pytest.raises(TechniqueError, match="weight_type must be one of qint8, quint8"):
+    with pytest.raises(TechniqueError, match="weight_type must be one of auto, qint8, quint8"):
         parse_spec("onnx-int8:weight_type=int4")
 
 

@@ -1,0 +1,146 @@
+"""Exact integer arithmetic of a quantized ONNX graph (ONNX's numpy reference), to check ONNX Runtime's int8 kernels.
+
+The reference evaluator computes MatMulInteger / QLinearMatMul / QuantizeLinear / DequantizeLinear with int32
+accumulation in numpy: what int8 guarantees, independent of the CPU. ONNX Runtime's result on the same graph must
+match it closely; where it does not, the CPU's kernel saturated (see compression.int8_recipe). Graphs with ONNX
+Runtime's own fused operators (com.microsoft domain, e.g. QAttention) cannot be evaluated this way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# ORT and the reference quantize the same activations; their scales can differ in the last float bit, which can
+# move one rounding by one step. Beyond this share of the logit scale the difference is not rounding.
+EXACT_RTOL = 2e-3
+EXACT_ATOL = 1e-4
+PROBE_TEXTS = (
+    "A wonderful, moving film with a great cast.",
+    "Dull and far too long; the plot makes no sense.",
+    "It was fine.",
+    "I would not watch it again, although the music was lovely and the actors tried hard.",
+)
+
+
+def _gather_elements_op():
+    from onnx.reference.op_run import OpRun
+
+    class GatherElements(OpRun):
+        """np.take_along_axis: onnx 1.23's reference GatherElements fails on more than 32 distinct indices."""
+
+        def _run(self, data, indices, axis=None):
+            axis = 0 if axis is None else int(axis)
+            idx = np.where(indices < 0, indices + data.shape[axis], indices).astype(np.int64)
+            shape = list(idx.shape)
+            shape[axis] = data.shape[axis]
+            view = data[tuple(slice(0, n) for n in shape)] if list(data.shape) != shape else data
+            return (np.take_along_axis(view, idx, axis=axis),)
+
+    return GatherElements
+
+
+def exact_tolerance(model_path: Path, exact: np.ndarray) -> float:
+    """How far ONNX Runtime may be from the exact result by rounding alone: float order plus one output step."""
+    import onnx
+
+    step = output_step(onnx.load(str(model_path), load_external_data=False))
+    return EXACT_ATOL + EXACT_RTOL * float(np.abs(exact).max()) + 1.01 * step
+
+
+def fused_ops(model: Any) -> list[str]:
+    """Operators of ONNX Runtime's own domain, which the reference evaluator cannot run."""
+    return sorted({n.op_type for n in model.graph.node if n.domain not in ("", "ai.onnx")})
+
+
+def reference_outputs(model_path: Path, features: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The first output of the graph evaluated by ONNX's numpy reference (exact integer arithmetic)."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load(str(model_path))
+    if ops := fused_ops(model):
+        raise ValueError(f"the graph has ONNX Runtime fused operators ({', '.join(ops)}) the reference cannot run")
+    names = [i.name for i in model.graph.input]
+    evaluator = ReferenceEvaluator(model, new_ops=[_gather_elements_op()])
+    return np.asarray(evaluator.run(None, _feed(names, features))[0], dtype=np.float32)
+
+
+def _feed(names: Sequence[str], features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The graph's inputs from the encoded features; one the tokenizer does not make (token_type_ids) is zeros."""
+    ids = features["input_ids"]
+    return {n: features[n] if n in features else np.zeros_like(ids) for n in names}
+
+
+def ort_outputs(model_path: Path, features: Mapping[str, np.ndarray], threads: int = 1) -> np.ndarray:
+    """The first output of the graph run by ONNX Runtime on this CPU (all graph optimizations on)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    return np.asarray(session.run(None, _feed(names, features))[0], dtype=np.float32)
+
+
+PASS_THROUGH = {"Add", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "Flatten", "QuantizeLinear"}
+
+
+def output_step(model: Any) -> float:
+    """The step of the quantizer on the graph's first output (0 when the output is not quantized, as in dynamic
+    int8): ORT's fused requantization and the reference may round one value at a tie differently, one step apart."""
+    from onnx import numpy_helper
+
+    producers = {out: node for node in model.graph.node for out in node.output}
+    inits = {t.name: t for t in model.graph.initializer}
+    frontier, seen = [model.graph.output[0].name], set()
+    while frontier:
+        name = frontier.pop()
+        node = producers.get(name)
+        if node is None or name in seen:
+            continue
+        seen.add(name)
+        if node.op_type == "DequantizeLinear":
+            scale = inits.get(node.input[1])
+            return float(np.abs(numpy_helper.to_array(scale)).max()) if scale is not None else 0.0
+        if node.op_type in PASS_THROUGH:
+            frontier += [i for i in node.input if i and i not in inits]
+    return 0.0
+
+
+def kernel_check(
+    folder: Path, texts: Sequence[str] = PROBE_TEXTS, model_file: str = "model.onnx", tokenizer_folder: Path | None = None
+) -> dict[str, Any]:
+    """Whether ONNX Runtime's int8 result on this CPU matches the exact integer arithmetic of the same graph.
+
+    Returns ``{"exact": bool, "max_abs_diff", "tolerance", "logit_scale", "texts"}``, or ``{"exact": None,
+    "skipped": reason}`` where the reference cannot run the graph.
+    """
+    from compression.tokenize import load_encoder
+
+    path = Path(folder) / model_file
+    features = load_encoder(Path(tokenizer_folder or folder)).encode(list(texts))
+    try:
+        exact = reference_outputs(path, features)
+    except Exception as exc:  # noqa: BLE001 - a check that cannot run is recorded, never fatal
+        return {"exact": None, "skipped": str(exc)[:300]}
+    got = ort_outputs(path, features)
+    scale = float(np.abs(exact).max())
+    diff = float(np.abs(got - exact).max())
+    tol = exact_tolerance(path, exact)
+    return {"exact": diff <= tol, "max_abs_diff": diff, "tolerance": tol, "logit_scale": scale, "texts": len(texts)}
+
+
+def kernel_note(check: dict[str, Any]) -> str:
+    """The note an artifact carries when ONNX Runtime's int8 result on this CPU is not the exact integer result."""
+    return (
+        f"ONNX Runtime's int8 kernel on this CPU moved the logits by up to {check['max_abs_diff']:.3g} from the exact "
+        f"integer arithmetic of the same graph (logit scale {check['logit_scale']:.3g}): its int16 pair sums "
+        "saturated; 7-bit weights (reduce_range=true) or a CPU with VNNI avoid it"
+    )
