@@ -64,12 +64,10 @@ class TorchFp16Config(_TorchHalf):
         "Casts every weight to IEEE float16 and stores them so (half the disk); the model is loaded and run in "
         "float16 by PyTorch. Logits move by ~1e-3; predictions rarely change."
     )
-    # Measured with `python -m profiling run` on the default MiniLM classifier (AMD EPYC, 2 threads, load ~9).
     warning: ClassVar[str | None] = (
-        "CPUs without avx512_fp16/AMX-FP16 have no float16 arithmetic: PyTorch converts on the fly and runs much "
-        "slower than float32 (measured here, AMD EPYC without avx512_fp16, two runs: MiniLM batch 8 took 983-1423 "
-        "ms vs 116-165 ms in float32, ~8.5x slower; batch 1 ~2-3x). Use it for disk, not for speed, unless this CPU lists "
-        "avx512_fp16 or amx_fp16."
+        "CPUs without avx512_fp16/AMX-FP16 have no float16 arithmetic: PyTorch converts on the fly, so matrix "
+        "products run several times slower than in float32 and the gap grows with the batch. Use it for disk, not "
+        "for speed, unless this CPU lists avx512_fp16 or amx_fp16 (the run's latency shows what it does here)."
     )
 
 
@@ -84,9 +82,9 @@ class TorchBf16Config(_TorchHalf):
     )
     warning: ClassVar[str | None] = (
         "Fast only where oneDNN has bf16 kernels (CPU flags avx512_bf16 or amx_bf16); without them bf16 matrix "
-        "products are emulated and several times slower than float32. Measured here (AMD EPYC, which lists "
-        "avx512_bf16; 2 threads, busy machine, two runs): MiniLM batch 8 took 67 ms vs 116-165 ms in float32 "
-        "(faster), batch 1 17-31 vs 28-40 ms; predictions agreed 99.7 %; peak RAM ~590 vs ~530 MiB."
+        "products are emulated and several times slower than float32. With avx512_bf16 the dot products are native "
+        "but conversions around the other operators remain, so the gain is smallest at batch 1; peak RAM can exceed "
+        "float32's while both copies exist during loading."
     )
 
 
@@ -104,8 +102,7 @@ class OnnxFp16Config(TechniqueConfig):
     produces: ClassVar[str] = "onnx"
     warning: ClassVar[str | None] = (
         "ONNX Runtime's CPU provider has few float16 kernels and adds Cast nodes around the rest: it halves the "
-        "disk, not the latency (measured here on MiniLM: batch 8 291 ms vs 249 ms for the float32 graph, batch 1 "
-        "within noise; 2 threads, busy machine)."
+        "disk, not the latency (the casts usually make it slower than the float32 graph)."
     )
 
     keep_layer_norm_fp32: bool = field(

@@ -44,24 +44,23 @@ def check_fraction(name: str, value: Any, upper_inclusive: bool = False) -> None
 def target_linears(model: Any, include_classifier: bool = False, exclude: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
     """(torch module name, nn.Linear) of the transformer blocks (plus pooler/classifier if asked), minus ``exclude``.
 
-    An excluded name that is not one of the model's Linears raises TechniqueError (a typo must not pass silently).
+    Only the blocks' Linears are needed (compression.structure finds them whatever the attention layout);
+    embedding projections (ELECTRA, ALBERT) are never included. An excluded name that is not one of the model's
+    Linears raises TechniqueError (a typo must not pass silently).
     """
     from torch import nn
 
-    from compression.hf_io import UnsupportedArchitectureError, encoder_layers
+    from compression.structure import find
 
-    try:
-        owner, _ = encoder_layers(model)
-    except UnsupportedArchitectureError as exc:
-        raise TechniqueError(str(exc)) from exc
-    owner_name = next(name for name, mod in model.named_modules() if mod is owner)
-    prefix = owner_name + ".layer."
+    structure = find(model)  # raises StructureError (a TechniqueError) naming the architecture
+    in_blocks = set(structure.block_linears())
+    head = set(structure.head)
     linears = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     unknown = [e for e in exclude if e not in {n for n, _ in linears}]
     if unknown:
         examples = ", ".join(n for n, _ in linears[:3])
         raise TechniqueError(f"exclude_layers: {unknown[0]!r} is not a Linear layer of this model (e.g. {examples})")
-    chosen = [(n, m) for n, m in linears if n.startswith(prefix) or include_classifier]
+    chosen = [(n, m) for n, m in linears if n in in_blocks or (include_classifier and n in head)]
     return [(n, m) for n, m in chosen if n not in exclude]
 
 
@@ -108,7 +107,8 @@ class MagnitudePruneConfig(TechniqueConfig):
     help: ClassVar[str] = (
         "Sets the given fraction of the encoder's Linear weights with the smallest absolute value to zero, per "
         "matrix or over all matrices at once (global), without retraining. Stored as a bitmask plus the nonzero "
-        "values, so the file shrinks (to ~53% at 50% sparsity, ~14% at 90%); loads back exactly."
+        "values (one bit per weight plus the kept values), so the file shrinks with the sparsity; loads back "
+        "exactly."
     )
     accepts: ClassVar[tuple[str, ...]] = ("hf",)
     produces: ClassVar[str] = "hf"

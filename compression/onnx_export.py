@@ -49,8 +49,8 @@ class OnnxConfig(TechniqueConfig):
             "help": "Also run ONNX Runtime's offline transformer optimizer (BERT/RoBERTa types), told the real head "
             "count and attention width, per layer after pruning: fuses attention into one Attention op (checked "
             "against PyTorch; the unfused graph is kept if the fused one differs). ONNX Runtime "
-            "already fuses layer norms and GELU when it loads any model, and on this CPU the offline fusion gave no "
-            "fp32 gain and made a later int8 step ~12 % slower (QAttention), so it is off by default."
+            "already fuses layer norms and GELU when it loads any model. Whether the fused graph (and a later int8 "
+            "step on it, QAttention) is faster depends on the CPU: benchmarks/int8_recipes.py measures both."
         },
     )
 

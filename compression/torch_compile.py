@@ -24,13 +24,14 @@ class TorchCompileConfig(TechniqueConfig):
     help = (
         "Keeps the PyTorch weights and marks the model to be compiled with torch.compile when it is loaded: "
         "Inductor generates fused C++ kernels for this CPU. Compiling takes seconds to tens of seconds and is "
-        "reported apart from loading (compile_time_s); the gain measured on roberta-base here was ~7 %."
+        "reported apart from loading (compile_time_s); the steady-state gain over eager PyTorch is usually modest "
+        "on CPU."
     )
     accepts = ("hf",)
     produces = "hf"
     warning = (
         "Compilation happens in every new process (Inductor's on-disk cache shortens repeats) and, with "
-        "dynamic=false, again for every new input shape (~20 s each measured on roberta-base): keep dynamic=true "
+        "dynamic=false, again for every new input shape (seconds each, more for bigger models): keep dynamic=true "
         "for real texts with dynamic padding; after 8 recompilations torch falls back to eager."
     )
 

@@ -34,7 +34,7 @@ class TorchInt8Config(TechniqueConfig):
     produces = "torch-int8"
     deprecated = (
         "torch.ao.quantization.quantize_dynamic is deprecated in favour of torchao. torchao's int8 path runs "
-        "~26x slower than fp32 on this CPU (no fast int8 kernel), so the deprecated API is used on purpose."
+        "much slower than fp32 on x86 CPUs (no fast int8 CPU kernel), so the deprecated API is used on purpose."
     )
     warning = "Loading builds an fp32 copy of the model before quantizing it: peak RAM at load stays high."
 
