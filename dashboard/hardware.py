@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from profiling.hardware import CpuInfo, advice_for, advice_lines, detect
+from profiling.hardware import CpuInfo, advice_for, advice_lines, detect, recipe_line
 
 ADVICE_ICON = ":material/memory:"
 
@@ -44,7 +44,7 @@ def render(run: Mapping[str, Any] | None = None, variants: list[dict] | None = N
 
     if run is None:
         st.caption(f"{ADVICE_ICON} **This CPU:** {this_cpu().summary()}. Techniques this CPU cannot speed up "
-                   "show a warning below them.")
+                   f"show a warning below them. {recipe_line(this_cpu())}.")
         return
     cpu = run_cpu(run)
     if cpu is None:

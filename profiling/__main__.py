@@ -250,9 +250,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         from profiling.datasets import load_dataset
 
         print(f"dataset: {load_dataset(request['dataset']).note}", file=sys.stderr)
-    from profiling.hardware import advice_for, detect
+    from profiling.hardware import advice_for, detect, recipe_line
 
     cpu = detect()
+    from compression.registry import REGISTRY
+
+    if any(hasattr(REGISTRY[step["technique"]].config_cls, "recipe") for v in request["variants"]
+           for step in v["chain"] if step["technique"] in REGISTRY):
+        print(recipe_line(cpu), file=sys.stderr)
     for v in request["variants"]:
         for step in v["chain"]:
             if advice := advice_for(step["technique"], cpu, step):
@@ -380,11 +385,11 @@ def cmd_techniques(args: argparse.Namespace) -> int:
     import dataclasses
 
     from compression.registry import REGISTRY
-    from profiling.hardware import advice_for, detect
+    from profiling.hardware import advice_for, detect, recipe_line
     from profiling.presets import PRESET_HELP, PRESETS
 
     cpu = detect()
-    print(f"this CPU: {cpu.summary()}\n")
+    print(f"this CPU: {cpu.summary()}\n{recipe_line(cpu)}\n")
     groups: dict[str, list] = {}
     for name, tech in sorted(REGISTRY.items()):
         groups.setdefault(tech.config_cls.group or "other", []).append((name, tech.config_cls))
