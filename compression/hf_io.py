@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from compression.errors import UserError
+from compression.structure import Attention, StructureError
+from compression.structure import find as find_structure
 
 log = logging.getLogger(__name__)
 
@@ -42,116 +43,27 @@ class UnsupportedArchitectureError(UserError):
     """The model's attention layout is not one this project knows how to prune or rebuild."""
 
 
-@dataclass
-class AttentionHandle:
-    """One layer's attention: the module holding the head count and its four projections."""
-
-    module: Any  # the self-attention module (BertSelfAttention / DistilBertSelfAttention / ...)
-    query: Any  # nn.Linear, rows grouped by head
-    key: Any
-    value: Any
-    output: Any  # nn.Linear, input columns grouped by head
-    heads_attr: str  # "num_attention_heads" (BERT/RoBERTa) or "n_heads" (DistilBERT)
-    output_parent: Any = None  # module owning ``output`` (BERT: attention.output; DistilBERT: the module itself)
-
-    @property
-    def head_size(self) -> int:
-        return int(self.module.attention_head_size)
-
-    @property
-    def num_heads(self) -> int:
-        return int(getattr(self.module, self.heads_attr))
-
-    def keep_heads(self, keep: list[int]) -> None:
-        """Structurally keep only the heads in ``keep`` (original-order indices within this layer)."""
-        import torch
-
-        if not keep:
-            raise ValueError("cannot remove every attention head of a layer")
-        n, d = self.num_heads, self.head_size
-        if any(h < 0 or h >= n for h in keep) or len(set(keep)) != len(keep):
-            raise ValueError(f"invalid heads to keep {keep} for a layer with {n} heads")
-        keep = sorted(keep)
-        idx = torch.cat([torch.arange(h * d, (h + 1) * d) for h in keep])
-        for name in ("query", "key", "value"):
-            self._replace(name, _slice_linear(getattr(self, name), idx, dim=0))
-        self._replace("output", _slice_linear(self.output, idx, dim=1))
-        setattr(self.module, self.heads_attr, len(keep))
-        if hasattr(self.module, "all_head_size"):
-            self.module.all_head_size = len(keep) * d
-
-    def _replace(self, role: str, new: Any) -> None:
-        """Swap one projection on its owning module and on the handle."""
-        names = _DISTIL_NAMES if self.heads_attr == "n_heads" else _BERT_NAMES
-        parent = self.output_parent if role == "output" else self.module
-        setattr(parent, names[role], new)
-        setattr(self, role, new)
+# One layer's attention (projections, head count, head size), found by compression.structure.
+AttentionHandle = Attention
 
 
-# Attribute names of the projections on their owning modules, per layout.
-_BERT_NAMES = {"query": "query", "key": "key", "value": "value", "output": "dense"}
-_DISTIL_NAMES = {"query": "q_lin", "key": "k_lin", "value": "v_lin", "output": "out_lin"}
+def attention_layers(model: Any) -> list[Attention]:
+    """Per-layer attention handles of any encoder whose structure is found (compression.structure).
 
-
-def _slice_linear(layer: Any, idx: Any, dim: int) -> Any:
-    import torch
-    from torch import nn
-
-    weight = layer.weight.detach().index_select(dim, idx).clone()
-    bias = layer.bias
-    if bias is not None and dim == 0:
-        bias = bias.detach().index_select(0, idx).clone()
-    elif bias is not None:
-        bias = bias.detach().clone()
-    new = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, dtype=weight.dtype)
-    with torch.no_grad():
-        new.weight.copy_(weight)
-        if bias is not None:
-            new.bias.copy_(bias)
-    new.weight.requires_grad_(layer.weight.requires_grad)
-    if bias is not None:
-        new.bias.requires_grad_(layer.bias.requires_grad)
-    return new
-
-
-def attention_layers(model: Any) -> list[AttentionHandle]:
-    """Per-layer attention handles of a BERT-, RoBERTa- or DistilBERT-style model.
-
-    Raises UnsupportedArchitectureError for other architectures.
+    Raises UnsupportedArchitectureError, naming the architecture, when no attention is found or when the layers
+    share one attention module (ALBERT): a head cannot then be pruned in one layer alone.
     """
-    base = getattr(model, "base_model", model)
-    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
-    encoder = getattr(base, "encoder", None)
-    if encoder is not None and hasattr(encoder, "layer"):
-        handles = []
-        for layer in encoder.layer:
-            attn = getattr(layer, "attention", None)
-            sa, out = getattr(attn, "self", None), getattr(attn, "output", None)
-            if not all(hasattr(sa, a) for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")):
-                break
-            if not hasattr(out, "dense"):
-                break
-            handles.append(AttentionHandle(sa, sa.query, sa.key, sa.value, out.dense, "num_attention_heads", out))
-        else:
-            if handles:
-                return handles
-    transformer = getattr(base, "transformer", None)
-    if transformer is not None and hasattr(transformer, "layer"):
-        handles = []
-        for layer in transformer.layer:
-            sa = getattr(layer, "attention", None)
-            if not all(
-                hasattr(sa, a) for a in ("q_lin", "k_lin", "v_lin", "out_lin", "n_heads", "attention_head_size")
-            ):
-                break
-            handles.append(AttentionHandle(sa, sa.q_lin, sa.k_lin, sa.v_lin, sa.out_lin, "n_heads", sa))
-        else:
-            if handles:
-                return handles
-    raise UnsupportedArchitectureError(
-        f"attention heads of model type {model_type!r} are not supported: head pruning and distillation work on "
-        "BERT, RoBERTa and DistilBERT style encoders"
-    )
+    try:
+        s = find_structure(model)
+        handles = s.attentions()
+    except StructureError as exc:
+        raise UnsupportedArchitectureError(str(exc)) from exc
+    if s.shared:
+        raise UnsupportedArchitectureError(
+            f"attention heads of {s.name} cannot be handled per layer: its {s.num_layers} layers share "
+            f"{len(s.blocks)} set(s) of attention weights (cross-layer parameter sharing)"
+        )
+    return handles
 
 
 def heads_per_layer(model: Any) -> list[int]:
@@ -199,6 +111,8 @@ def _is_pruned(config: Any) -> bool:
 
 def _shrink(model: Any, heads: list[int]) -> None:
     """Give every layer the stored number of heads (which heads does not matter: weights are loaded next)."""
+    if not heads:
+        return  # nothing recorded (e.g. shared attention, ALBERT): the config's own head count stands
     handles = attention_layers(model)
     for handle, n in zip(handles, heads, strict=True):
         if n != handle.num_heads:
@@ -293,12 +207,17 @@ def model_meta(model: Any) -> dict[str, Any]:
         heads: list[int] | None = heads_per_layer(model)
     except UnsupportedArchitectureError:
         heads = None
+    try:
+        structure: dict[str, Any] | None = find_structure(model).summary()
+    except StructureError:
+        structure = None
     return {
         "num_layers": int(config.num_hidden_layers),
         "heads_per_layer": heads,
         "hidden_size": int(config.hidden_size),
         "param_count": count_params(model),
         "model_type": config.model_type,
+        "structure": structure,
     }
 
 
@@ -352,14 +271,18 @@ def encode(model: Any, tokenizer: Any, texts: list[str], max_length: int) -> dic
 
 
 def encoder_layers(model: Any) -> tuple[Any, Any]:
-    """(owner, ModuleList) of the transformer blocks: ``encoder.layer`` (BERT/RoBERTa) or ``transformer.layer``."""
-    base = getattr(model, "base_model", model)
-    for owner_name in ("encoder", "transformer"):
-        owner = getattr(base, owner_name, None)
-        if owner is not None and hasattr(owner, "layer"):
-            return owner, owner.layer
-    model_type = getattr(getattr(model, "config", None), "model_type", type(model).__name__)
-    raise UnsupportedArchitectureError(
-        f"cannot find the transformer layers of model type {model_type!r}: supported are BERT, RoBERTa and "
-        "DistilBERT style encoders"
-    )
+    """(owner, ModuleList) of the transformer blocks, where the owner keeps them as ``owner.layer`` (one list).
+
+    Raises UnsupportedArchitectureError, naming the architecture, for nested or shared blocks (ALBERT) or blocks
+    kept under another name (ModernBERT's ``model.layers``): callers replace ``owner.layer``.
+    """
+    try:
+        s = find_structure(model)
+    except StructureError as exc:
+        raise UnsupportedArchitectureError(str(exc)) from exc
+    if s.shared or s.blocks_owner is None or s.blocks_attr != "layer":
+        raise UnsupportedArchitectureError(
+            f"{s.name}: its transformer blocks are not one list at encoder.layer / transformer.layer "
+            f"({'shared across layers' if s.shared else 'found at ' + s.blocks[0].name.rpartition('.')[0]})"
+        )
+    return s.blocks_owner, getattr(s.blocks_owner, s.blocks_attr)

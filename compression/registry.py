@@ -192,13 +192,13 @@ def check_chain(start_format: str, configs: Sequence[TechniqueConfig], meta: dic
                 f"{' or '.join(_FORMAT_NAMES.get(a, a) for a in cfg.accepts)}, "
                 f"but gets {_FORMAT_NAMES.get(fmt, fmt)}"
             )
+        check = getattr(cfg, "check", None)
+        if check is not None and meta is not None:
+            check(meta)  # technique-specific applicability (e.g. enough heads/layers)
         if meta is not None:
             from compression.structure import check as check_structure
 
             check_structure(cfg.name, meta)  # the architecture itself rules it out (e.g. heads shared across layers)
-        check = getattr(cfg, "check", None)
-        if check is not None and meta is not None:
-            check(meta)  # technique-specific applicability (e.g. enough heads/layers)
         fmt = cfg.produces
         prev = f"step {i + 1} ({cfg.spec()})"
 
