@@ -95,18 +95,22 @@ class PruneHeadsConfig(TechniqueConfig):
 
     def check(self, meta: dict[str, Any]) -> None:
         """Refuse models without head information and fractions that would empty a layer."""
-        heads = meta.get("heads_per_layer")
-        if not heads:
-            raise TechniqueError(
-                f"{self.spec()} needs a model with known attention heads (BERT, RoBERTa or DistilBERT style); "
-                f"this {meta.get('model_type', 'model')} has none recorded"
-            )
-        plan_counts(self.fraction, heads)
+        from compression.structure import check as check_structure
+        from compression.structure import display_name
+
         if meta.get("low_rank_ranks"):
             raise TechniqueError(
                 f"{self.spec()} cannot follow low-rank factorization (its attention projections are factorized); "
                 "prune heads first, then factorize"
             )
+        check_structure(self.name, meta)
+        heads = meta.get("heads_per_layer")
+        if not heads:
+            raise TechniqueError(
+                f"{self.spec()} needs a model with known attention heads per layer; this "
+                f"{display_name(meta.get('model_type'))} artifact has none recorded"
+            )
+        plan_counts(self.fraction, heads)
 
 
 @contextlib.contextmanager

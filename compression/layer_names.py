@@ -15,32 +15,58 @@ log = logging.getLogger(__name__)
 WRAPPER_PREFIX = "model."
 LINEAR_OPS = ("MatMul", "Gemm")
 
-_PARTS = {
-    "attention.self.query": "attention query",
-    "attention.self.key": "attention key",
-    "attention.self.value": "attention value",
-    "attention.output.dense": "attention output",
+# Feed-forward Linears by their name inside a block (attention roles come from compression.structure.ROLE_NAMES).
+_FEED_FORWARD = {
     "intermediate.dense": "feed-forward in",
     "output.dense": "feed-forward out",
-    "attention.q_lin": "attention query",
-    "attention.k_lin": "attention key",
-    "attention.v_lin": "attention value",
-    "attention.out_lin": "attention output",
     "ffn.lin1": "feed-forward in",
     "ffn.lin2": "feed-forward out",
+    "ffn": "feed-forward in",
+    "ffn_output": "feed-forward out",
+    "mlp.Wi": "feed-forward in",
+    "mlp.Wo": "feed-forward out",
 }
-_LAYER = re.compile(r"(?:^|\.)(?:encoder|transformer)\.layer\.(\d+)\.(.+)$")
+_LAYER = re.compile(r"(?:^|\.)(?:layer|layers)\.(\d+)\.(.+)$")
+_SHARED = re.compile(r"(?:^|\.)albert_layer_groups\.(\d+)\.albert_layers\.(\d+)\.(.+)$")
+_EMBEDDING_LINEARS = ("embeddings_project", "embedding_hidden_mapping_in")
+
+
+def part_label(rest: str) -> str:
+    """The readable role of a Linear from its name inside a block: ``attention.self.query`` -> ``attention query``."""
+    from compression.structure import role_of
+
+    if rest in _FEED_FORWARD:
+        return _FEED_FORWARD[rest]
+    parts = rest.split(".")
+    leaf, top = parts[-1], parts[0]
+    if len(parts) > 1 and ("attention" in top or top in ("attn", "self_attn")):
+        if leaf.startswith("pos_"):
+            return "attention relative " + leaf.removeprefix("pos_").removesuffix("_proj").replace("_", " ")
+        role = role_of(leaf)
+        if role == "qkv":
+            return "attention query/key/value"
+        if role is not None:
+            return f"attention {role}"
+    return rest.replace(".", " ")
 
 
 def readable(module_name: str) -> str:
     """``bert.encoder.layer.3.attention.self.query`` -> ``layer 3 · attention query``; others made legible."""
+    m = _SHARED.search(module_name)
+    if m:  # ALBERT: one block serves every layer
+        block = m.group(1) if m.group(2) == "0" else f"{m.group(1)}.{m.group(2)}"
+        return f"shared block {block} · {part_label(m.group(3))}"
     m = _LAYER.search(module_name)
     if m:
-        return f"layer {m.group(1)} · {_PARTS.get(m.group(2), m.group(2).replace('.', ' '))}"
-    if module_name.endswith("pooler.dense"):
+        return f"layer {m.group(1)} · {part_label(m.group(2))}"
+    if module_name.endswith(("pooler.dense", "pooler")):
         return "pooler"
+    if module_name.endswith(_EMBEDDING_LINEARS):
+        return "embedding projection"
     if module_name.startswith(("classifier", "pre_classifier")):
         return module_name.replace(".", " ").replace("_", " ")
+    if module_name.startswith("head."):  # ModernBERT's prediction head before the classifier
+        return "classifier " + module_name.replace(".", " ")
     return module_name
 
 

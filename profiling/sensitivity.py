@@ -59,11 +59,17 @@ def sample_indices(n_total: int, n: int, seed: int) -> list[int]:
     return idx
 
 
-def _column(name: str) -> tuple[int | None, str]:
-    """(layer index, sublayer label) of a torch Linear name, e.g. ``... layer.3.attention.self.query`` -> (3, ...)."""
+def _column(name: str, structure: Any = None) -> tuple[int | None, str]:
+    """(block index, sublayer label) of a torch Linear name, e.g. ``... layer.3.attention.self.query`` -> (3, ...).
+
+    With the model's structure (compression.structure), the block comes from it; blocks shared across layers
+    (ALBERT) give None: changing one changes every layer, so no block output can be reused."""
     from compression.layer_names import readable
 
     label = readable(name)
+    part = label.split(" · ", 1)[1] if " · " in label else label
+    if structure is not None:
+        return (None if structure.shared else structure.layer_of(name)), part
     if label.startswith("layer ") and " · " in label:
         layer, part = label.split(" · ", 1)
         return int(layer.removeprefix("layer ")), part
@@ -89,12 +95,15 @@ class _Evaluator:
         ]
 
         self.cache: list[list[Any]] | None = None  # per batch, each transformer block's output on the unchanged model
+        from compression.structure import find
+
+        structure = find(model)
+        # blocks shared across layers (ALBERT) run several times per forward: their outputs are not cached
+        self.blocks = [] if structure.shared else [b.module for b in structure.blocks]
 
     def record(self) -> Any:
         """Logits of the unchanged model, keeping every block's output so later calls can skip unchanged layers."""
-        from compression.hf_io import encoder_layers
-
-        _, blocks = encoder_layers(self.model)
+        blocks = self.blocks
         self.cache = [[None] * len(blocks) for _ in self.batches]
         state = {"batch": 0}
 
@@ -113,11 +122,9 @@ class _Evaluator:
 
     def logits(self, start: int = 0) -> Any:
         """Logits of the current model; blocks before ``start`` (unchanged) return their recorded outputs."""
-        from compression.hf_io import encoder_layers
-
-        if not start or self.cache is None:
+        if not start or self.cache is None or not self.blocks:
             return self._run({"batch": 0})
-        _, blocks = encoder_layers(self.model)
+        blocks = self.blocks
         state = {"batch": 0}
         for i in range(start):
             blocks[i].forward = lambda *a, _i=i, **k: self.cache[state["batch"]][_i]  # type: ignore[index]
@@ -165,15 +172,21 @@ def compute(
     """Rows (one per Linear or head) with accuracy, agreement with the unchanged model and max logit change."""
     import torch
 
-    from compression.hf_io import attention_layers
+    from compression.hf_io import UnsupportedArchitectureError, attention_layers
     from compression.layer_names import readable
     from compression.magnitude_pruning import target_linears
+    from compression.structure import find, refusal
 
     if technique not in TECHNIQUES:
         raise SensitivityError(f"technique must be one of {', '.join(TECHNIQUES)}, got {technique!r}")
     if not 0 < rank_fraction <= 1:
         raise SensitivityError(f"rank_fraction must be above 0 and at most 1, got {rank_fraction!r}")
     report = progress or (lambda f, m: None)
+    structure = find(model)
+    if technique == "heads":
+        reason = refusal("sensitivity-heads", {"structure": structure.summary()})
+        if reason:
+            raise SensitivityError(reason)
     model.eval()
     ev = _Evaluator(model, tokenizer, texts, max_length)
     y = torch.tensor([int(v) for v in labels])
@@ -182,7 +195,10 @@ def compute(
     if technique == "heads":
         from compression.head_pruning import head_mask_hooks
 
-        handles = attention_layers(model)
+        try:
+            handles = attention_layers(model)
+        except UnsupportedArchitectureError as exc:
+            raise SensitivityError(str(exc)) from exc
         masks = [torch.ones(h.num_heads) for h in handles]
         total = sum(len(m) for m in masks)
         with head_mask_hooks(handles, masks):
@@ -200,7 +216,7 @@ def compute(
             with torch.no_grad():
                 lin.weight.copy_(simulate_int8(original) if technique == "int8" else low_rank_approx(original, rank_fraction))
             try:
-                layer, column = _column(name)
+                layer, column = _column(name, structure)
                 rows.append(_row(name, layer, column, readable(name), ev.logits(layer or 0), base, y))
             finally:
                 with torch.no_grad():
