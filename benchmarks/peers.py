@@ -330,7 +330,7 @@ def run_model(label: str, spec: str, args, settings: dict, cpu: CpuInfo, data) -
     work = paths.data_dir() / "benchmarks" / "peers-work" / spec.replace(":", "-")
     work.mkdir(parents=True, exist_ok=True)
     entry: dict[str, Any] = {"spec": spec, "base_path": str(base.path), "random_weights": bool(
-        base.meta.get("random_weights")), "workloads": [w.label for w in workloads], "candidates": {}}
+        base.meta.get("random_weights")), "workloads": [w.label for w in workloads], "seq_len": seq_len, "candidates": {}}
 
     candidates: dict[str, dict] = {ORIGINAL: {"path": str(base.path)}}
     builders = [
