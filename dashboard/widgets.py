@@ -381,14 +381,19 @@ def _field_widget(entry: Entry, f: dataclasses.Field, disabled: bool = False) ->
     # other kinds (tuples of layer indices, ...) keep their default
 
 
-def technique_picker() -> tuple[list[dict[str, Any]], list[str]]:
+def technique_picker(model_spec: str | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Grouped technique ticks with their options, a chain builder and the reference preset.
 
+    With the chosen model's spec, techniques its architecture rules out say why under their tick.
     Returns the variants (``{"name", "chain"}``, original first) and the problems that block a launch."""
     from compression.registry import TechniqueError, check_chain
+    from compression.structure import refusal
     from profiling.presets import complete_chain, variant_name
+    from profiling.spec_structure import spec_meta
 
     entries = catalog()
+    meta = spec_meta(model_spec)
+    refused = {e.technique: refusal(e.technique, meta) for e in entries}
     registry = state.technique_registry()
     errors: list[str] = []
 
@@ -421,14 +426,17 @@ def technique_picker() -> tuple[list[dict[str, Any]], list[str]]:
             st.markdown(f"**{title}**")
             st.caption(blurb)
             for entry in (e for e in entries if registry[e.technique].config_cls.group == group):
-                _entry_controls(entry)
+                _entry_controls(entry, refused[entry.technique])
     others = [e for e in entries if registry[e.technique].config_cls.group not in {g[0] for g in GROUPS}]
     for entry in others:
-        _entry_controls(entry)
+        _entry_controls(entry, refused[entry.technique])
 
     variants: list[dict[str, Any]] = [{"name": "Original", "chain": []}]
     for entry in entries:
         if not st.session_state.get(_tick_key(entry)):
+            continue
+        if refused[entry.technique]:
+            errors += problem(f"{entry.label}: {refused[entry.technique]}")
             continue
         try:
             chain = complete_chain([entry_config(entry)])
@@ -447,7 +455,7 @@ def technique_picker() -> tuple[list[dict[str, Any]], list[str]]:
     return _dedupe(variants), errors
 
 
-def _entry_controls(entry: Entry) -> None:
+def _entry_controls(entry: Entry, refused: str | None = None) -> None:
     cls = state.technique_registry()[entry.technique].config_cls
     helptext = (
         cls.help
@@ -458,6 +466,8 @@ def _entry_controls(entry: Entry) -> None:
         if f.name in entry.fixed and f.metadata.get("help"):
             helptext += f"\n\n**{f.name.replace('_', ' ').capitalize()} = {entry.fixed[f.name]}:** {f.metadata['help']}"
     st.checkbox(entry.label, key=_tick_key(entry), help=helptext)
+    if refused:  # the chosen model's architecture rules it out: say so before it is ticked
+        st.caption(f":material/block: {refused[0].upper()}{refused[1:]}")
     if cls.deprecated:
         st.badge("deprecated API", icon=":material/warning:", color="orange")
     from dashboard.hardware import technique_advice

@@ -200,7 +200,7 @@ def setup_form() -> None:
     dataset, data_errors = widgets.dataset_picker()
     st.markdown("#### 3 · Techniques")
     hardware.render()  # this CPU's instruction sets; the picker warns under techniques it cannot speed up
-    variants, tech_errors = widgets.technique_picker()
+    variants, tech_errors = widgets.technique_picker(model)
     widgets.extra_variants_editor()
     st.markdown("#### 4 · Measurement")
     settings = widgets.settings_picker()

@@ -1,0 +1,47 @@
+"""What the Run page knows of a model spec's architecture before it is built (for refusals shown up front)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def spec_meta(spec: str | None) -> dict[str, Any] | None:
+    """``{"model_type", "structure"?}`` of a local folder spec, or None (a Hub id is unknown before download)."""
+    spec = (spec or "").strip()
+    if not spec:
+        return None
+    if spec == "default" or spec.startswith(("default:", "preset:")):
+        return None  # bundled and preset shapes (BERT, RoBERTa) take every technique; no torch import in the page
+    folder = spec.removeprefix("path:").strip()
+    if spec.startswith("path:") or folder.startswith(("/", "./", "../", "~")):
+        config = Path(folder).expanduser() / "config.json"
+        try:
+            return _folder_meta(str(config.resolve()), config.stat().st_mtime_ns)
+        except OSError:
+            return None
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_meta(config_file: str, _mtime: int) -> dict[str, Any] | None:
+    """The folder's model type and its structure, found on the meta device (no weights read)."""
+    try:
+        model_type = json.loads(Path(config_file).read_text(encoding="utf-8")).get("model_type")
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(model_type, str):
+        return None
+    try:
+        from compression.layer_names import _meta_model
+        from compression.structure import find
+
+        return {"model_type": model_type, "structure": find(_meta_model(Path(config_file).parent)).summary()}
+    except Exception as exc:  # noqa: BLE001 - any failure here only means "decided when the run loads it"
+        log.info("structure of %s not found up front: %s", config_file, exc)
+        return {"model_type": model_type}
