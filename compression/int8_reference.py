@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # move one rounding by one step. Beyond this share of the logit scale the difference is not rounding.
 EXACT_RTOL = 2e-3
 EXACT_ATOL = 1e-4
+ROUNDING_STEPS = 3.0
 PROBE_TEXTS = (
     "A wonderful, moving film with a great cast.",
     "Dull and far too long; the plot makes no sense.",
@@ -47,11 +48,15 @@ def _gather_elements_op():
 
 
 def exact_tolerance(model_path: Path, exact: np.ndarray) -> float:
-    """How far ONNX Runtime may be from the exact result by rounding alone: float order plus one output step."""
+    """How far ONNX Runtime may be from the exact result by rounding alone: float order, plus, for graphs with a
+    quantized output (static QDQ), ``ROUNDING_STEPS`` output steps: ORT's fused requantization breaks some rounding
+    ties differently from the reference, which moves a few logits by a step or two, where saturation moves nearly
+    all of them by many steps (measured on the tiny test models: <= 2 steps on <= 2 of 27 logits vs >= 7 steps on
+    >= 16 of 18)."""
     import onnx
 
     step = output_step(onnx.load(str(model_path), load_external_data=False))
-    return EXACT_ATOL + EXACT_RTOL * float(np.abs(exact).max()) + 1.01 * step
+    return EXACT_ATOL + EXACT_RTOL * float(np.abs(exact).max()) + ROUNDING_STEPS * step
 
 
 def fused_ops(model: Any) -> list[str]:
@@ -94,7 +99,7 @@ PASS_THROUGH = {"Add", "Reshape", "Identity", "Cast", "Squeeze", "Unsqueeze", "F
 
 def output_step(model: Any) -> float:
     """The step of the quantizer on the graph's first output (0 when the output is not quantized, as in dynamic
-    int8): ORT's fused requantization and the reference may round one value at a tie differently, one step apart."""
+    int8)."""
     from onnx import numpy_helper
 
     producers = {out: node for node in model.graph.node for out in node.output}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compression.artifact import Artifact, copy_tokenizer
+from compression.cpu import detect
 from compression.registry import Context, TechniqueConfig, register
 from compression.torch_wrap import build_empty_hf_model, copy_model_config, load_hf_model
 
@@ -87,6 +88,11 @@ def quantize_torch(src: Artifact, cfg: TorchInt8Config, out_dir: Path, ctx: Cont
         cfg.spec(),
         quantized="torch-int8",
         torch_int8={"engine": torch.backends.quantized.engine, "quantized_linear_layers": n_int8},
+        # torch's dynamic Linear always quantizes activations to 7 bits (reduce_range=True in its forward): fbgemm's
+        # u8 x s8 kernel then cannot saturate on CPUs without VNNI, so one recipe is right on every x86 CPU.
+        int8_recipe={"weight_type": "qint8", "per_channel": False, "activation_bits": 7, "saturates": False,
+                     "reason": "PyTorch's dynamic int8 Linear quantizes activations to 7 bits on every CPU",
+                     "cpu": detect().to_json()},
         load_builds_fp32_copy=True,
         notes=[*src.meta.get("notes", []), LOAD_NOTE],
     )

@@ -21,7 +21,7 @@ from conftest_h2 import (  # noqa: F401 - fixtures
 from compression import Artifact, TechniqueError, apply, apply_chain, check_chain, parse_spec
 from compression.cpu import detect
 from compression.int8_recipe import default_recipe, kernel_path
-from compression.int8_reference import EXACT_ATOL, EXACT_RTOL, reference_outputs
+from compression.int8_reference import exact_tolerance, reference_outputs
 from compression.predictors import load_predictor
 from compression.registry import REGISTRY
 from compression.tokenize import load_encoder
@@ -98,7 +98,7 @@ def test_ort_int8_on_this_cpu_is_the_exact_integer_result(built, model, chain):
     art, _, _ = built(model, chain)
     exact = exact_int8(art)
     got = load_predictor(art, threads=1).predict_logits(TEXTS)
-    assert np.abs(got - exact).max() <= EXACT_ATOL + EXACT_RTOL * np.abs(exact).max()
+    assert np.abs(got - exact).max() <= exact_tolerance(art.path / "model.onnx", exact)
     check = art.meta["int8_kernel_check"]
     assert check["exact"] is True and check["max_abs_diff"] <= check["tolerance"]
     assert art.meta["int8_recipe"]["saturates"] is False
