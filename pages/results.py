@@ -8,7 +8,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import hardware, plots, runtime_split, share, sweep, uncertainty
+from dashboard import hardware, plots, runtime_split, share, sweep, timeline, uncertainty
 from dashboard import results_data as rd
 
 log = logging.getLogger(__name__)
@@ -391,6 +391,7 @@ def show_run(store, run_id: str) -> None:
     _int8_split(variants, df, run_id)  # runtime vs int8 share of each int8 variant's gain
     _tradeoffs(df, run_id)
     _memory(store, run_id, variants)
+    timeline.render(store, run_id, variants)  # where the run's time went, per variant (profiling.timing)
     _predictions(store, run_id, variants)
     _environment(run)
     share.run_extras(store, run, variants)

@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     from profiling.sensitivity import add_parser as add_sensitivity_parser
 
     add_sensitivity_parser(sub)
+    from profiling.timing import add_parser as add_timing_parser
+
+    add_timing_parser(sub)
     return p
 
 
@@ -270,6 +273,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     wall = execute_with_bars(store, run_id)
     run = store.get_run(run_id) or {}
     print(format_table(results_frame(store, run_id)))
+    from profiling.timing import format_timing
+
+    print(f"\nwhere the time went (seconds; 'python -m profiling timing {run_id} --legend' says what each covers):\n"
+          + format_timing(store.variants(run_id)))
     print(f"\nrun {run_id}: {run.get('status')} in {wall:.1f} s" + (f" ({run['error']})" if run.get("error") else ""))
     return 0 if run.get("status") == "done" else 1
 
@@ -463,6 +470,19 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 COMMANDS["sensitivity"] = cmd_sensitivity
+
+
+def cmd_timing(args: argparse.Namespace) -> int:
+    from profiling.timing import cmd_timing as timing_text
+
+    try:
+        print(timing_text(args, _store(args)))
+    except LookupError as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+COMMANDS["timing"] = cmd_timing
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -193,9 +193,11 @@ def profile(workload: dict, artifact_dir: Path, channel: Channel, t_import: floa
 
     channel.phase("warm-up")
     channel.progress(0.12, "warming up", force=True)
+    t_warm = time.perf_counter()
     for i in range(warmup):
         predict(batch_at(i, 1))
         predict(batch_at(i, batch_size))
+    metrics["warmup_time_s"] = time.perf_counter() - t_warm
 
     channel.phase("latency")
     # Repeats: at least `repeats`; with a target, more until the median's bootstrap 95 % interval is within
@@ -218,6 +220,7 @@ def profile(workload: dict, artifact_dir: Path, channel: Channel, t_import: floa
         run = adaptive_repeat_ms(lambda i, n=n: predict(batch_at(i, n)), repeats, max_repeats, target, budget,
                                  on_each=report)
         contention = window.stop()
+        metrics[f"latency_{key}_time_s"] = time.perf_counter() - t_start  # where the time went (profiling.timing)
         raw = run.raw
         metrics[f"latency_{key}_ms"] = raw
         for stat, value in summarize(raw).items():
@@ -229,10 +232,12 @@ def profile(workload: dict, artifact_dir: Path, channel: Channel, t_import: floa
     if workload.get("workloads"):  # real texts with dynamic/bucketed padding or fixed shapes (profiling.workloads)
         from profiling.workloads import measure_workloads
 
+        t_workloads = time.perf_counter()
         metrics["workloads"] = measure_workloads(
             predictor, lat_texts, workload["workloads"], int(workload.get("workload_repeats") or repeats),
             warmup=1, progress=lambda frac, msg: channel.progress(0.6, msg),
         )
+        metrics["workloads_time_s"] = time.perf_counter() - t_workloads
 
     channel.phase("evaluation")
     t_eval = time.perf_counter()

@@ -254,6 +254,7 @@ def profile_in_child(
         except BaseException:  # e.g. Ctrl-C in the CLI: never leave the child running
             _kill_group(proc)
             raise
+        metrics["child_wall_s"] = time.time() - t0  # spawn to exit, on the phase marks' clock (profiling.timing)
         reader.join(timeout=5)
         proc.stdout.close()
         samples = samplers[0].stop() if samplers else []

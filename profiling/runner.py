@@ -19,6 +19,7 @@ from typing import Any
 from compression.errors import UserError
 from profiling import paths
 from profiling.store import RunStore, now_iso, process_alive
+from profiling.timing import variant_timing
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,12 @@ def _check_model(spec: Any) -> str:
             raise RequestError(f"unknown architecture preset {spec!r}; use one of {', '.join(presets)}")
         return spec
     if sep and kind == "path":
-        folder = Path(rest).expanduser()
+        from profiling.model_roots import FolderNotAllowed, allowed_folder
+
+        try:  # $COMPRESSION_MODEL_ROOTS first: a refused folder is not looked at (existence included)
+            folder = allowed_folder(rest)
+        except FolderNotAllowed as exc:
+            raise RequestError(str(exc)) from None
         if not folder.is_dir():
             raise RequestError(f"model folder {rest!r} does not exist")
         if not any((folder / f).is_file() for f in ("config.json", "artifact.json")):
@@ -488,6 +494,7 @@ def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: d
     except RequestError as exc:
         raise _RunFailed(f"the stored request is not valid: {exc}") from None
     settings = {**request["settings"], "workloads": request.get("workloads") or []}
+    state["t0"] = time.perf_counter()  # each variant's run_offset_s counts from here (profiling.timing)
     # OpenMP threads that spin while waiting make torch 5-20x slower as soon as another process shares the cores
     # (measured here: MiniLM batch-1 median 210-510 ms spinning vs 29-55 ms passive with one busy neighbour);
     # the profiling children inherit this. Set OMP_WAIT_POLICY yourself to measure with spinning.
@@ -595,24 +602,30 @@ def _run_variant(run_id: str, v: dict, base: Any, data: Any, settings: dict, eva
                  store: RunStore, rep: _Reporter, state: dict, where: str) -> list[int] | None:
     """Build and profile one variant; returns its predictions, or None when it failed (recorded in the store)."""
     idx = v["idx"]
+    t_build = time.perf_counter()
+    timing: dict[str, Any] = {"run_offset_s": t_build - state.get("t0", t_build)}
     try:
         state["where"] = f"building {where}"
         rep.stage(state["where"])
         rep.variant(idx, status="building", stage="building", progress=0.0, started_at=now_iso(), error=None)
-        t_build = time.perf_counter()
         configs, art = _build(v, base, data, settings, rep)
         build_time_s = time.perf_counter() - t_build
+        timing["build_time_s"] = build_time_s
         notes = _notes(configs, art)
         rep.variant(idx, lineage=list(art.lineage), artifact=str(art.path), notes=notes)
 
         state["where"] = f"profiling {where}"
         rep.stage(state["where"])
         rep.variant(idx, status="profiling", stage="starting a fresh process", progress=0.0)
+        t_profile = time.perf_counter()
         result = _profile(run_id, idx, art, settings, eval_texts, latency_texts, store, rep)
+        profile_s = time.perf_counter() - t_profile
         if not result.ok:
-            rep.variant(idx, status="failed", error=result.error, metrics=_plain(result.metrics),
+            timing["timing_s"] = variant_timing(result.metrics, result.phases, build_time_s, profile_s)
+            rep.variant(idx, status="failed", error=result.error, metrics=_plain({**result.metrics, **timing}),
                         finished_at=now_iso())
             return None
+        t_after = time.perf_counter()
         metrics = dict(result.metrics)
         metrics.update(_figures(result.preds, eval_labels, len(data.label_names), original_preds))
         metrics["param_count"] = art.meta.get("param_count") or param_count(art)
@@ -620,6 +633,10 @@ def _run_variant(run_id: str, v: dict, base: Any, data: Any, settings: dict, eva
         metrics["format"] = art.format
         metrics["build_time_s"] = build_time_s
         store.set_predictions(run_id, idx, result.preds, result.probs)
+        metrics["run_offset_s"] = timing["run_offset_s"]
+        # the final store write is the only part not counted: one small UPDATE
+        metrics["timing_s"] = variant_timing(metrics, result.phases, build_time_s, profile_s,
+                                             time.perf_counter() - t_after)
         rep.variant(idx, status="done", stage="done", progress=1.0, metrics=_plain(metrics), finished_at=now_iso())
         return list(result.preds)
     except _Stopped:
@@ -627,8 +644,20 @@ def _run_variant(run_id: str, v: dict, base: Any, data: Any, settings: dict, eva
     except Exception as exc:
         if not isinstance(exc, UserError):  # a bug or an environment problem: keep its traceback in the log
             log.exception("variant %s failed", where)
-        rep.variant(idx, status="failed", error=readable(exc), finished_at=now_iso())
+        if "build_time_s" not in timing:  # failed while building: the time it took still counts
+            timing["build_time_s"] = time.perf_counter() - t_build
+            timing["timing_s"] = {"build": timing["build_time_s"]}
+        rep.variant(idx, status="failed", error=readable(exc), finished_at=now_iso(), **_failed_metrics(store, run_id,
+                    idx, timing))
         return None
+
+
+def _failed_metrics(store: RunStore, run_id: str, idx: int, timing: dict) -> dict:
+    """The variant's stored metrics with the timing added (a failure after profiling keeps what it measured)."""
+    if "timing_s" not in timing:
+        return {}
+    stored = next((v["metrics"] for v in store.variants(run_id) if v["idx"] == idx), {})
+    return {"metrics": _plain({**stored, **timing})}
 
 
 def _build(v: dict, base: Any, data: Any, settings: dict, rep: _Reporter) -> tuple[list, Any]:
