@@ -17,9 +17,11 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# ORT and the reference quantize the same activations; their scales can differ in the last float bit, which can
-# move one rounding by one step. Beyond this share of the logit scale the difference is not rounding.
-EXACT_RTOL = 2e-3
+# ORT (which fuses DynamicQuantizeLinear + MatMulInteger into one kernel) and the reference compute the activation
+# scales in a different float order, which breaks a few rounding ties differently. Measured on the default MiniLM
+# classifier (AVX2): such ties moved the logits by 0.4 % of their scale (unsigned weights, no saturation possible),
+# saturation by 8 %. Beyond this share of the logit scale the difference is not rounding.
+EXACT_RTOL = 5e-3
 EXACT_ATOL = 1e-4
 ROUNDING_STEPS = 3.0
 PROBE_TEXTS = (
