@@ -97,8 +97,19 @@ def model_meta(
         "base": base,
         "notes": notes,
         "param_count": sum(p.numel() for p in model.parameters()),
+        "structure": _structure(model),
         **extra,
     }
+
+
+def _structure(model: Any) -> dict[str, Any] | None:
+    """The parts compression.structure finds (chain checks refuse what the architecture rules out from it)."""
+    from compression.structure import find
+
+    try:
+        return find(model).summary()
+    except (ValueError, AttributeError, TypeError):  # StructureError is a ValueError; never block the base model
+        return None
 
 
 def build_cached(target: Path, build: Callable[[Path], dict[str, Any]]) -> Artifact:
