@@ -24,7 +24,7 @@ class CliError(UserError):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from profiling.runner import DEFAULT_SETTINGS, SETTING_HELP
+    from profiling.runner import DEFAULT_SETTINGS, PROTOCOL_HELP, PROTOCOLS, SETTING_HELP
 
     p = argparse.ArgumentParser(prog="python -m profiling", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
@@ -52,9 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workloads", help="extra latency workloads over the sampled test texts, comma-separated: "
                                          "'dynamic:8' (each batch padded to its longest text), 'bucketed:8' (sorted "
                                          "by length within 8 batches first), 'fixed:10x32' (batch x tokens)")
-    for key, default in DEFAULT_SETTINGS.items():
-        run.add_argument("--" + key.replace("_", "-"), type=int, default=default,
+    for key, default in DEFAULT_SETTINGS.items():  # None: not given (the protocol's value, else the default)
+        run.add_argument("--" + key.replace("_", "-"), type=int, default=None,
                          help=f"{SETTING_HELP[key]} (default: {default})")
+    run.add_argument("--protocol", choices=sorted(PROTOCOLS), help=PROTOCOL_HELP)
     store_arg(run)
 
     ex = sub.add_parser("execute", help="execute a stored queued run (used by the dashboard's background jobs)")
@@ -144,7 +145,7 @@ def parse_techniques(text: str) -> list[dict[str, Any]]:
 def build_request(args: argparse.Namespace) -> dict[str, Any]:
     from profiling.datasets import BUNDLED
     from profiling.presets import PRESETS
-    from profiling.runner import DEFAULT_SETTINGS
+    from profiling.runner import DEFAULT_SETTINGS, PROTOCOLS
 
     if args.dataset in BUNDLED:
         dataset: dict[str, Any] = {"kind": "bundled", "name": args.dataset}
@@ -160,7 +161,11 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
         variants.extend(json.loads(json.dumps(PRESETS[args.preset or "quick"])))
     if args.techniques:
         variants.extend(parse_techniques(args.techniques))
-    settings = {key: getattr(args, key) for key in DEFAULT_SETTINGS}
+    protocol = PROTOCOLS.get(getattr(args, "protocol", None) or "", {})
+    settings = {}
+    for key, default in DEFAULT_SETTINGS.items():  # an explicit flag, else the protocol's value, else the default
+        value = getattr(args, key, None)
+        settings[key] = protocol.get(key, default) if value is None else value
     request = {"model": args.model, "dataset": dataset, "variants": variants, "settings": settings}
     if getattr(args, "workloads", None):
         request["workloads"] = [w.strip() for w in args.workloads.split(",") if w.strip()]

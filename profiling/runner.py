@@ -47,6 +47,16 @@ SETTING_HELP: dict[str, str] = {
     "eval_size": "Test examples (a seeded sample of the test split) used for accuracy and changed predictions.",
     "seed": "Seed of the evaluation sample and of the techniques' random choices.",
 }
+# Latency protocols: named values of the settings that decide how long each latency figure is timed. "quick" gives
+# every variant a first figure sooner (fewer minimum repeats, a looser interval target, a smaller budget);
+# "thorough" is the default. Settings given explicitly win over the protocol's.
+PROTOCOLS: dict[str, dict[str, int]] = {
+    "quick": {"repeats": 10, "ci_target_pct": 5, "latency_budget_s": 4},
+    "thorough": {k: DEFAULT_SETTINGS[k] for k in ("repeats", "ci_target_pct", "latency_budget_s")},
+}
+PROTOCOL_HELP = ("How long latency is timed: 'quick' (fewer repeats, a wider interval target, a smaller budget: first "
+                 "figures sooner) or 'thorough' (the default settings); explicit --repeats, --ci-target-pct and "
+                 "--latency-budget-s win over it.")
 MAX_VARIANTS = 40
 # A CSV up to this size is loaded (classes, rows per class) before a run is created; a bigger one is checked by its
 # header only and loaded by the run itself (loading is cached per process, so the run does not read it twice).
