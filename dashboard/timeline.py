@@ -13,6 +13,7 @@ from profiling.timing import ORDER, SEGMENTS, SETUP, run_timeline
 SEGMENT_COLORS: dict[str, str] = {
     SETUP: "#bbbbbb",
     "build": "#ff7f0e",
+    "profiler set-up": "#e7e7e7",
     "child start": "#c7c7c7",
     "import": "#9e9e9e",
     "load": "#8c564b",

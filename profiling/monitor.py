@@ -208,6 +208,7 @@ def profile_in_child(
     high-water mark read by the worker at each phase and at exit (see ``peak_metrics``); ``rusage_maxrss_mib`` is
     the kernel's max RSS of the reaped worker as its parent sees it, an outside check on it.
     """
+    t_setup = time.time()
     artifact = Artifact.load(artifact_path)
     metrics: dict[str, Any] = {"disk_mib": artifact.disk_bytes() / 2**20}
     tmp = Path(tempfile.mkdtemp(prefix="profile-child-"))
@@ -236,6 +237,8 @@ def profile_in_child(
 
         with open(stderr_path, "wb") as stderr:
             t0 = time.time()
+            # reading the artifact, importing the sampler (memory-profiler) first time: before the child's clock
+            metrics["profiler_setup_s"] = t0 - t_setup
             proc = subprocess.Popen(
                 cmd,
                 cwd=REPO_ROOT,

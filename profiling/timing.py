@@ -10,6 +10,8 @@ from typing import Any
 # Segments in the order they happen, with what each covers (the CLI's legend and the Results page's hover text).
 SEGMENTS: dict[str, str] = {
     "build": "building the artifact (the technique chain; a cached artifact is only looked up)",
+    "profiler set-up": "the profiler's own set-up before spawning (reading the artifact; importing the RSS sampler "
+                       "once per process)",
     "child start": "spawning the fresh profiling process (interpreter start-up) until its import phase",
     "import": "importing the runtime (torch, transformers, onnxruntime, ...) and reading the artifact",
     "load": "loading the model into the runtime",
@@ -22,13 +24,13 @@ SEGMENTS: dict[str, str] = {
     "latency other": "the rest of the latency phase (summaries, throughput)",
     "evaluation": "predicting the evaluation sample",
     "exit": "writing the result and the profiling process exiting",
-    "store": "the profiler's own set-up, scoring the predictions and writing them to the store",
+    "store": "scoring the predictions (the metrics' imports, once per process) and writing the results to the store",
 }
 # child phase mark -> segment (the latency phase is split by the per-figure seconds when they are recorded)
 _PHASE_SEGMENT = {"import": "import", "load": "load", "first-call": "first call", "warm-up": "warm-up",
                   "latency": "latency", "evaluation": "evaluation", "done": "exit"}
 # every segment name in time order ("latency": the whole latency phase of runs from before it was split)
-ORDER = [*list(SEGMENTS)[:7], "latency", *list(SEGMENTS)[7:]]
+ORDER = [*list(SEGMENTS)[:8], "latency", *list(SEGMENTS)[8:]]
 SETUP = "run set-up"  # before the first variant: loading the dataset, preparing the model, sampling the test split
 
 
@@ -51,6 +53,9 @@ def variant_timing(metrics: Mapping[str, Any], phases: Sequence[Sequence[Any]], 
             marks.append((name, t))
     marks.sort(key=lambda m: m[1])
     wall = metrics.get("child_wall_s")
+    setup = metrics.get("profiler_setup_s") if _num(metrics.get("profiler_setup_s")) else 0.0
+    if setup:
+        out["profiler set-up"] = float(setup)
     if marks:
         out["child start"] = max(0.0, marks[0][1])
     for i, (name, t) in enumerate(marks):
@@ -66,7 +71,7 @@ def variant_timing(metrics: Mapping[str, Any], phases: Sequence[Sequence[Any]], 
         else:
             out[_PHASE_SEGMENT[name]] = seconds
     if _num(profile_s) and _num(wall):
-        out["store"] = max(0.0, float(profile_s) - float(wall)) + max(0.0, float(after_s))
+        out["store"] = max(0.0, float(profile_s) - float(wall) - float(setup)) + max(0.0, float(after_s))
     elif after_s:
         out["store"] = float(after_s)
     return {k: out[k] for k in ORDER if k in out}

@@ -50,7 +50,7 @@ def test_each_variant_stores_where_its_time_went(tiny_run):
     assert offsets[0] > 0 and offsets == sorted(offsets)  # the run's set-up comes first, variants in order
     for v in done:
         m, seg = v["metrics"], v["metrics"]["timing_s"]
-        assert list(seg) == ["build", *CHILD_SEGMENTS, "store"]  # in the order they happen
+        assert list(seg) == ["build", "profiler set-up", *CHILD_SEGMENTS, "store"]  # in the order they happen
         assert all(x >= 0 for x in seg.values())
         # the child's segments add up to its wall time, by construction from the phase marks
         assert sum(seg[s] for s in CHILD_SEGMENTS) == pytest.approx(m["child_wall_s"], abs=1e-6)
@@ -84,8 +84,8 @@ def test_the_cli_prints_the_breakdown(tiny_run, capsys):
 def test_older_runs_are_rebuilt_from_their_phase_marks(tiny_run):
     store, run_id = tiny_run
     v = store.variants(run_id)[0]
-    old = {**v, "metrics": {k: x for k, x in v["metrics"].items()
-                            if k not in ("timing_s", "run_offset_s", "latency_b1_time_s", "latency_bN_time_s")}}
+    old = {**v, "metrics": {k: x for k, x in v["metrics"].items() if k not in (
+        "timing_s", "run_offset_s", "latency_b1_time_s", "latency_bN_time_s", "profiler_setup_s")}}
     seg = timing.timing_of(old, store.timeline(run_id, 0))
     assert list(seg) == ["build", "child start", "import", "load", "first call", "warm-up", "latency", "evaluation",
                          "exit"]
@@ -100,7 +100,7 @@ def test_timeline_figure_draws_one_stacked_bar_per_variant(tiny_run):
     rows = timing.run_timeline(store.variants(run_id))
     fig = timeline_figure(rows)
     names = [t.name for t in fig.data]
-    assert names[:3] == ["run set-up", "build", "child start"] and "evaluation" in names
+    assert names[:4] == ["run set-up", "build", "profiler set-up", "child start"] and "evaluation" in names
     assert all(t.orientation == "h" for t in fig.data)
     assert list(fig.layout.yaxis.categoryarray) == ["too much", "pruned", "Original", "run set-up"]
     build = next(t for t in fig.data if t.name == "build")
