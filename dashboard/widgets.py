@@ -122,6 +122,10 @@ def model_picker() -> tuple[str | None, list[str]]:
         help="A folder written by save_pretrained: config.json, model.safetensors (or pytorch_model.bin) and "
         "the tokenizer files.",
     ).strip()
+    from profiling.model_roots import describe_roots, model_roots
+
+    if model_roots() is not None:  # a shared deployment: say which folders are accepted before any is typed
+        st.caption(f"On this server {describe_roots()}.")
     return _check_folder(folder)
 
 
@@ -151,6 +155,13 @@ def _in_hub_cache(hub_id: str) -> bool:
 def _check_folder(folder: str) -> tuple[str | None, list[str]]:
     if not folder:
         return None, problem("Enter the path of a local model folder.", missing=True)
+    from profiling.model_roots import FolderNotAllowed, allowed_folder
+
+    try:  # before anything looks at the folder: a refused path says nothing about what is there
+        allowed_folder(folder)
+    except FolderNotAllowed as exc:
+        text = str(exc)
+        return None, problem(f"{text[:1].upper()}{text[1:]}.")
     path = Path(folder).expanduser()
     if not path.is_dir():
         return None, problem(f"No folder at {path}.")

@@ -266,13 +266,24 @@ def check_local_folder(path: Path) -> None:
     """Refuse a local folder that cannot be imported safely, from its file names and config.json alone (no torch).
 
     Weights must be safetensors: pickle checkpoints (pytorch_model.bin, *.pt, *.ckpt) are refused because
-    unpickling can run code; so is a config whose auto_map names custom code."""
+    unpickling can run code; so is a config whose auto_map names custom code. A folder outside the roots that
+    ``$COMPRESSION_MODEL_ROOTS`` allows (profiling.model_roots) is refused before anything in it is looked at."""
+    from profiling.model_roots import FolderNotAllowed, allowed_folder, check_files
+
+    try:
+        path = allowed_folder(path)
+    except FolderNotAllowed as exc:
+        raise ModelError(str(exc)) from None
     if not path.exists():
         raise ModelError(f"no such folder: {path}")
     if not path.is_dir():
         raise ModelError(f"{path} is a file; give the folder that holds config.json and the weights")
     if not (path / "config.json").is_file():
         raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
+    try:
+        check_files(path)
+    except FolderNotAllowed as exc:
+        raise ModelError(str(exc)) from None
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -301,6 +312,7 @@ def check_local_folder(path: Path) -> None:
 def from_local_folder(path: Path, progress: ProgressFn | None = None) -> Artifact:
     """Copy a local Hugging Face sequence-classifier folder into a base artifact (checked first)."""
     check_local_folder(path)
+    path = path.expanduser().resolve()  # load what was checked: the resolved folder under an allowed root
     stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file()]
     key = hashlib.sha256(repr((str(path.resolve()), stamp)).encode()).hexdigest()[:12]
     target = paths.models_dir() / f"local-{_slug(path.resolve().name)}-{key}"
