@@ -141,7 +141,14 @@ def _exclude_box(result: dict[str, Any]) -> None:
 
 
 def render() -> None:
+    from dashboard.entry import through_app
+    from profiling.store import read_only
+
+    through_app()  # started without app.py (login, read-only page list): go through it
     st.title("Sensitivity map")
+    if read_only():  # the page is not registered then; this guards a future route to it (it computes and writes)
+        st.info("Sensitivity maps are computed on this page, and this installation is read-only.")
+        return
     st.write(
         "Apply one technique to one layer (or one attention head) at a time and measure how much the predictions "
         "change on a small sample of the training split. Layers that hurt most are candidates to leave out."

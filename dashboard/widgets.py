@@ -43,6 +43,9 @@ def page_guard(what: str = "this page") -> Iterator[None]:
     """Turn any unexpected exception into a short st.error (the traceback goes to the log, not the browser).
 
     Streamlit's own rerun/stop signals derive from BaseException and pass through untouched."""
+    from dashboard.entry import through_app
+
+    through_app()  # a page started without app.py (login, read-only page list) goes through it
     try:
         yield
     except Exception as exc:  # the last line of defence for a live demo

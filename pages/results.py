@@ -419,6 +419,9 @@ def _safely(fn, *args) -> None:
 
 
 def main() -> None:
+    from dashboard.entry import through_app
+
+    through_app()  # started without app.py (login, read-only page list): go through it
     st.title("Results")
     try:
         store = _store()

@@ -106,7 +106,8 @@ READ_ONLY_ENV = "COMPRESSION_READ_ONLY"
 
 
 class ReadOnlyError(StoreError):
-    """The app runs read-only (``COMPRESSION_READ_ONLY=1``): runs cannot be created, imported or deleted."""
+    """The app runs read-only (``COMPRESSION_READ_ONLY=1``): runs cannot be created, imported, deleted, stopped
+    or written to (their status, variants, timelines, examples and predictions)."""
 
 
 def read_only() -> bool:
@@ -478,19 +479,23 @@ class RunStore:
         self._write(stmts)
 
     def set_run_status(self, run_id: str, status: str, error: str | None = None) -> None:
+        check_writable("record run progress")
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         finished = now_iso() if status in ("done", "failed") else None
         self._write([("UPDATE runs SET status=?, error=?, finished_at=? WHERE id=?", (status, error, finished, run_id))])
 
     def set_run_stage(self, run_id: str, stage: str) -> None:
+        check_writable("record run progress")
         self._write([("UPDATE runs SET stage=? WHERE id=?", (stage, run_id))])
 
     def set_run_env(self, run_id: str, env: dict) -> None:
+        check_writable("record run progress")
         self._write([("UPDATE runs SET env=? WHERE id=?", (_dumps(env), run_id))])
 
     def set_run_pid(self, run_id: str, pid: int) -> None:
         """Record the process doing the run and its start time (so a reused pid is not taken for it)."""
+        check_writable("record run progress")
         self._write([("UPDATE runs SET pid=?, pid_started=? WHERE id=?", (pid, _process_start(pid), run_id))])
 
     def process_is_alive(self, run_id: str) -> bool:
@@ -500,6 +505,7 @@ class RunStore:
 
     def fail_run(self, run_id: str, error: str) -> None:
         """Mark the run failed, and every variant not finished yet failed with the same reason."""
+        check_writable("stop a run")
         self._write([
             ("UPDATE runs SET status='failed', error=?, finished_at=? WHERE id=?", (error, now_iso(), run_id)),
             (("UPDATE variants SET status='failed', error=?, finished_at=? "
@@ -507,7 +513,11 @@ class RunStore:
         ])
 
     def reap_dead_runs(self) -> int:
-        """Fail queued/running runs whose process is gone; finished runs are never touched. Returns the count."""
+        """Fail queued/running runs whose process is gone; finished runs are never touched. Returns the count.
+
+        Read-only, nothing is written (0): the runs are shown as stored; a writable process reaps them."""
+        if read_only():
+            return 0
         rows = self._query("SELECT id, status, stage, pid, pid_started, created_ts FROM runs "
                            "WHERE status IN ('queued', 'running')")
         reaped = 0
@@ -537,6 +547,7 @@ class RunStore:
 
     def upsert_variant(self, run_id: str, idx: int, **fields: Any) -> None:
         """Set some columns of a variant (creating it if missing); JSON columns take Python values."""
+        check_writable("record run progress")
         unknown = set(fields) - _VARIANT_FIELDS
         if unknown:
             raise ValueError(f"unknown variant fields {sorted(unknown)}")
@@ -588,6 +599,7 @@ class RunStore:
     def append_timeline(self, run_id: str, idx: int, samples: Sequence[Sequence[float]],
                         phases: Sequence[Sequence[Any]] = ()) -> None:
         """Append a chunk of RSS samples ``[(t_s, mib), ...]`` and phase marks ``[(name, t_s), ...]``."""
+        check_writable("record run progress")
         if not samples and not phases:
             return
         t = [float(s[0]) for s in samples]
@@ -625,6 +637,7 @@ class RunStore:
     # ---- examples and predictions -------------------------------------------------------------------
 
     def set_examples(self, run_id: str, texts: Sequence[str], labels: Sequence[int], label_names: Sequence[str]) -> None:
+        check_writable("record run progress")
         self._write([(
             "INSERT OR REPLACE INTO examples(run_id, texts, labels, label_names) VALUES (?, ?, ?, ?)",
             (run_id, _dumps(list(texts)), _dumps([int(x) for x in labels]), _dumps(list(label_names))),
@@ -645,6 +658,7 @@ class RunStore:
         return values
 
     def set_predictions(self, run_id: str, idx: int, preds: Sequence[int], probs: Sequence[Sequence[float]]) -> None:
+        check_writable("record run progress")
         self._write([(
             "INSERT OR REPLACE INTO predictions(run_id, idx, preds, probs) VALUES (?, ?, ?, ?)",
             (run_id, idx, _dumps([int(p) for p in preds]), _dumps([[float(x) for x in row] for row in probs])),

@@ -247,8 +247,9 @@ def _cmd_sweep(args: Any) -> int:
     import sys
 
     from profiling.env import fingerprint
-    from profiling.store import RunStore
+    from profiling.store import RunStore, check_writable
 
+    check_writable("run a sweep")  # it starts measurement processes and writes sweep files beside the store
     store = RunStore(Path(args.store).expanduser() if args.store else None)
     spec = SweepSpec(batch_sizes=parse_list(args.batch_sizes, "--batch-sizes"),
                      seq_lens=parse_list(args.seq_lens, "--seq-lens", allow_real=True),
