@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from dashboard import share, store_health
+from dashboard import auth, share, store_health
 
 st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
+auth.require_login()  # with an [auth] section in .streamlit/secrets.toml: a login prompt and nothing else
 pg = st.navigation(
     share.allowed_pages([
         st.Page("pages/run.py", title="Run", default=True, icon=":material/play_circle:"),
