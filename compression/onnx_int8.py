@@ -164,8 +164,8 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
     notes = list(src.meta.get("notes", []))
     if warning := saturation_warning(recipe):
         notes.append(warning)
-    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path)
-    if check.get("exact") is False:
+    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path, fp32_folder=src.path)
+    if check.get("saturated"):
         notes.append(kernel_note(check))
     return src.derive(
         out_dir,
@@ -175,7 +175,7 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
         onnx_int8={"weight_type": recipe.weight_type, "per_channel": cfg.per_channel,
                    "reduce_range": recipe.reduce_range,
                    **({"excluded_layers": list(excluded_layers), "excluded_nodes": excluded} if excluded else {})},
-        int8_recipe={**recipe.to_json(), "cpu": detect().to_json()},
+        int8_recipe={**recipe.to_json(), "operator_format": "QOperator (MatMulInteger, fused by ORT into DynamicQuantizeMatMul)", "cpu": detect().to_json()},
         int8_kernel_check=check,
         onnx_int8_ops=int8_ops,
         notes=notes,

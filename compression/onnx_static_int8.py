@@ -279,8 +279,8 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
     notes = list(src.meta.get("notes", []))
     if warning := saturation_warning(recipe):
         notes.append(warning)
-    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path)
-    if check.get("exact") is False:
+    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path, fp32_folder=src.path)
+    if check.get("saturated"):
         notes.append(kernel_note(check))
     return src.derive(
         out_dir,
@@ -299,7 +299,7 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
             "excluded_nodes": excluded,
             "qdq_pairs": n_dq,
         },
-        int8_recipe={**recipe.to_json(), "cpu": detect().to_json()},
+        int8_recipe={**recipe.to_json(), "operator_format": "QDQ (QuantizeLinear/DequantizeLinear pairs, fused by ORT into int8 kernels)", "cpu": detect().to_json()},
         int8_kernel_check=check,
         notes=notes,
     )

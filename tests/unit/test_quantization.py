@@ -100,7 +100,7 @@ def test_ort_int8_on_this_cpu_is_the_exact_integer_result(built, model, chain):
     got = load_predictor(art, threads=1).predict_logits(TEXTS)
     assert np.abs(got - exact).max() <= exact_tolerance(art.path / "model.onnx", exact)
     check = art.meta["int8_kernel_check"]
-    assert check["exact"] is True and check["max_abs_diff"] <= check["tolerance"]
+    assert check["exact"] is True and check["saturated"] is False and check["max_abs_diff"] <= check["tolerance"]
     assert art.meta["int8_recipe"]["saturates"] is False
 
 
@@ -111,9 +111,10 @@ def test_forced_8bit_weights_saturate_exactly_where_the_cpu_lacks_vnni(built):
     cpu = detect()
     check = art.meta["int8_kernel_check"]
     if cpu.vnni:
-        assert check["exact"] is True
+        assert check["exact"] is True and check["saturated"] is False
     else:
         assert check["exact"] is False and check["max_abs_diff"] > 10 * check["tolerance"]
+        assert check["saturated"] is True and check["max_abs_diff"] > check["int8_error"] > 0
         assert any("saturat" in note for note in art.meta["notes"])
     assert art.meta["int8_recipe"]["saturates"] is (not cpu.vnni)
 

@@ -103,7 +103,8 @@ def test_static_int8_close_to_fp32_input_untouched(onnx_bert, onnx_roberta, h2_c
     # ORT on this CPU computes the QDQ graph's exact integer result (the CPU's recipe avoids int16 saturation) ...
     exact = reference_outputs(art.path / "model.onnx", load_encoder(art.path).encode(TEXTS))
     assert np.abs(got - exact).max() <= exact_tolerance(art.path / "model.onnx", exact)
-    assert art.meta["int8_kernel_check"]["exact"] is True and art.meta["int8_recipe"]["saturates"] is False
+    check = art.meta["int8_kernel_check"]
+    assert check["exact"] is True and check["saturated"] is False and art.meta["int8_recipe"]["saturates"] is False
     # ... and that exact result, the same on every CPU, is what static int8 costs against fp32.
     errors = np.abs(exact - ref).max(axis=1)
     if model == "bert":
@@ -186,7 +187,7 @@ def test_forced_8bit_static_weights_saturate_exactly_where_the_cpu_lacks_vnni(on
 
     art = apply(onnx_bert, parse_spec("onnx-static-int8:examples=32,reduce_range=false"), h2_cache, _ctx())
     check = art.meta["int8_kernel_check"]
-    assert check["exact"] is detect().vnni
+    assert check["exact"] is detect().vnni and check["saturated"] is (not detect().vnni)
     if not detect().vnni:
-        assert check["max_abs_diff"] > 2 * check["tolerance"]
+        assert check["max_abs_diff"] > 2 * check["tolerance"] and check["max_abs_diff"] > check["int8_error"]
         assert any("saturat" in note for note in art.meta["notes"])
