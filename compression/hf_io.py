@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from compression.errors import UserError
-from compression.structure import Attention, StructureError
+from compression.registry import TechniqueError
+from compression.structure import Attention
 from compression.structure import find as find_structure
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def attention_layers(model: Any) -> list[Attention]:
     try:
         s = find_structure(model)
         handles = s.attentions()
-    except StructureError as exc:
+    except TechniqueError as exc:  # StructureError, or any refusal of the structure finder
         raise UnsupportedArchitectureError(str(exc)) from exc
     if s.shared:
         raise UnsupportedArchitectureError(
@@ -209,7 +210,7 @@ def model_meta(model: Any) -> dict[str, Any]:
         heads = None
     try:
         structure: dict[str, Any] | None = find_structure(model).summary()
-    except StructureError:
+    except TechniqueError:
         structure = None
     return {
         "num_layers": int(config.num_hidden_layers),
@@ -278,7 +279,7 @@ def encoder_layers(model: Any) -> tuple[Any, Any]:
     """
     try:
         s = find_structure(model)
-    except StructureError as exc:
+    except TechniqueError as exc:  # StructureError, or any refusal of the structure finder
         raise UnsupportedArchitectureError(str(exc)) from exc
     if s.shared or s.blocks_owner is None or s.blocks_attr != "layer":
         raise UnsupportedArchitectureError(
