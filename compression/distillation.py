@@ -69,14 +69,24 @@ class DistillConfig(TechniqueConfig):
         default=True,
         metadata={"help": "Keep the teacher's token embeddings fixed (much faster optimiser steps on CPU)."},
     )
+    # Off by default: measured here, at one epoch (each text seen once) it took the same CPU time as the per-step
+    # teacher pass (benchmarks/distill_speed.py); it can only pay off when texts repeat (epochs > 1).
+    cache_teacher: bool = field(
+        default=False,
+        metadata={
+            "help": "Compute the teacher's logits once, in length-sorted inference batches, before training "
+            "(instead of a teacher forward pass inside every step)."
+        },
+    )
 
     def __post_init__(self) -> None:
         for name in ("layers", "epochs", "max_steps", "batch_size", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
                 raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004 (config errors are ValueErrors)
-        if not isinstance(self.freeze_embeddings, bool):
-            raise ValueError(f"freeze_embeddings must be true or false, got {self.freeze_embeddings!r}")  # noqa: TRY004
+        for name in ("freeze_embeddings", "cache_teacher"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")  # noqa: TRY004
         for name in ("temperature", "alpha", "lr"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
@@ -165,6 +175,44 @@ def _length_bucketed_batches(texts: list[str], batch_size: int, rng: random.Rand
     return batches
 
 
+def _schedule(texts: list[str], batch_size: int, total: int, rng: random.Random) -> list[list[int]]:
+    """The first ``total`` batches of consecutive length-bucketed epochs (the whole training order, up front)."""
+    batches: list[list[int]] = []
+    while len(batches) < total:
+        batches += _length_bucketed_batches(texts, batch_size, rng)
+    return batches[:total]
+
+
+def teacher_logits(
+    teacher: Any,
+    tokenizer: Any,
+    texts: list[str],
+    indices: list[int],
+    max_length: int,
+    progress: Any = None,
+    batch_size: int = 64,
+) -> dict[int, Any]:
+    """The teacher's logits for ``texts[i]`` (i in ``indices``), by index, from length-sorted inference batches.
+
+    The teacher is in eval mode, so its logits for a text never change during training: one inference-mode pass
+    over length-sorted texts pads less and keeps no autograd state.
+    """
+    import torch
+
+    from compression.hf_io import encode
+
+    order = sorted(indices, key=lambda i: len(texts[i]))
+    out: dict[int, Any] = {}
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            part = order[start : start + batch_size]
+            logits = teacher(**encode(teacher, tokenizer, [texts[j] for j in part], max_length)).logits.float()
+            out.update(zip(part, logits.clone().unbind(0), strict=True))
+            if progress and (start // batch_size) % 10 == 0:
+                progress(0.0, f"teacher logits: {min(start + batch_size, len(order))}/{len(order)} texts")
+    return out
+
+
 def train_student(
     student: Any,
     teacher: Any,
@@ -182,6 +230,7 @@ def train_student(
 
     rng = random.Random(cfg.seed)
     total = min(cfg.max_steps, cfg.epochs * math.ceil(len(texts) / cfg.batch_size))
+    schedule_batches = _schedule(texts, cfg.batch_size, total, rng)
     if cfg.freeze_embeddings:
         # the word-embedding matrix is most of a small encoder's parameters: its dense gradient and AdamW update
         # are a large share of a CPU step, while distillation mainly needs to adapt the remaining layers
@@ -193,31 +242,37 @@ def train_student(
     student.train()
     losses: list[float] = []
     start = time.perf_counter()
+    cached = None
+    if cfg.cache_teacher:
+        cached = teacher_logits(
+            teacher, tokenizer, texts, sorted({j for b in schedule_batches for j in b}), max_length, progress
+        )
+    teacher_s = time.perf_counter() - start
     step = 0
     # Adam's second-moment estimates decay into denormal floats, which slow CPU arithmetic down many times over
     flushing = torch.set_flush_denormal(True)
     try:
         with torch.random.fork_rng(devices=[]):  # seeded dropout without disturbing the caller's RNG
             torch.manual_seed(cfg.seed)
-            while step < total:
-                for idx in _length_bucketed_batches(texts, cfg.batch_size, rng):
-                    if step >= total:
-                        break
-                    inputs = encode(student, tokenizer, [texts[j] for j in idx], max_length)
-                    target = torch.tensor([int(labels[j]) for j in idx])
+            for idx in schedule_batches:
+                inputs = encode(student, tokenizer, [texts[j] for j in idx], max_length)
+                target = torch.tensor([int(labels[j]) for j in idx])
+                if cached is not None:
+                    soft = torch.stack([cached[j] for j in idx])
+                else:
                     with torch.no_grad():
-                        teacher_logits = teacher(**inputs).logits
-                    loss = distill_loss(student(**inputs).logits, teacher_logits, target, cfg.temperature, cfg.alpha)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                    optimizer.step()
-                    schedule.step()
-                    step += 1
-                    losses.append(float(loss.detach()))
-                    if progress and (step == total or step % max(1, total // 50) == 0):
-                        recent = sum(losses[-20:]) / len(losses[-20:])
-                        progress(step / total, f"distilling: step {step}/{total}, loss {recent:.3f}")
+                        soft = teacher(**inputs).logits
+                loss = distill_loss(student(**inputs).logits, soft, target, cfg.temperature, cfg.alpha)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+                optimizer.step()
+                schedule.step()
+                step += 1
+                losses.append(float(loss.detach()))
+                if progress and (step == total or step % max(1, total // 50) == 0):
+                    recent = sum(losses[-20:]) / len(losses[-20:])
+                    progress(step / total, f"distilling: step {step}/{total}, loss {recent:.3f}")
     finally:
         if flushing:
             torch.set_flush_denormal(False)
@@ -229,6 +284,7 @@ def train_student(
         "loss_first": sum(head) / len(head),
         "loss_last": sum(tail) / len(tail),
         "seconds": time.perf_counter() - start,
+        "teacher_s": teacher_s,
     }
 
 
