@@ -163,3 +163,22 @@ def kernel_note(check: dict[str, Any]) -> str:
         f"integer arithmetic of the same graph{versus}: its int16 pair sums saturated; 7-bit weights "
         "(reduce_range=true) or a CPU with VNNI avoid it"
     )
+
+
+def build_meta(src: Any, recipe: Any, out_dir: Path, operator_format: str) -> dict[str, Any]:
+    """The meta an ORT int8 build adds to its artifact: the recipe (with the CPU), this CPU's kernel check, and the
+    source's notes plus a warning where the recipe or the kernel saturates here."""
+    from compression.cpu import detect
+    from compression.int8_recipe import saturation_warning
+
+    notes = list(src.meta.get("notes", []))
+    if warning := saturation_warning(recipe):
+        notes.append(warning)
+    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path, fp32_folder=src.path)
+    if check.get("saturated"):
+        notes.append(kernel_note(check))
+    return {
+        "int8_recipe": {**recipe.to_json(), "operator_format": operator_format, "cpu": detect().to_json()},
+        "int8_kernel_check": check,
+        "notes": notes,
+    }

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from compression.artifact import Artifact, copy_tokenizer
-from compression.cpu import CpuInfo, detect
-from compression.int8_recipe import AUTO, Int8Recipe, parse_auto_bool, resolve, saturation_warning
-from compression.int8_reference import PROBE_TEXTS, kernel_check, kernel_note
+from compression.cpu import CpuInfo
+from compression.int8_recipe import AUTO, Int8Recipe, parse_auto_bool, resolve
+from compression.int8_reference import build_meta
 from compression.layer_names import canonical_layer_list, nodes_to_exclude, parse_layer_list
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
 
@@ -161,12 +161,6 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
     if not int8_ops:
         raise RuntimeError("ONNX Runtime quantization produced no int8 operators")
     ctx.progress(1.0, "int8 quantization done")
-    notes = list(src.meta.get("notes", []))
-    if warning := saturation_warning(recipe):
-        notes.append(warning)
-    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path, fp32_folder=src.path)
-    if check.get("saturated"):
-        notes.append(kernel_note(check))
     return src.derive(
         out_dir,
         "onnx",
@@ -175,8 +169,6 @@ def quantize_onnx(src: Artifact, cfg: OnnxInt8Config, out_dir: Path, ctx: Contex
         onnx_int8={"weight_type": recipe.weight_type, "per_channel": cfg.per_channel,
                    "reduce_range": recipe.reduce_range,
                    **({"excluded_layers": list(excluded_layers), "excluded_nodes": excluded} if excluded else {})},
-        int8_recipe={**recipe.to_json(), "operator_format": "QOperator (MatMulInteger, fused by ORT into DynamicQuantizeMatMul)", "cpu": detect().to_json()},
-        int8_kernel_check=check,
+        **build_meta(src, recipe, out_dir, "QOperator (MatMulInteger, fused by ORT into DynamicQuantizeMatMul)"),
         onnx_int8_ops=int8_ops,
-        notes=notes,
     )

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compression.artifact import Artifact, copy_tokenizer
-from compression.cpu import CpuInfo, detect
-from compression.int8_recipe import AUTO, Int8Recipe, parse_auto_bool, resolve, saturation_warning
-from compression.int8_reference import PROBE_TEXTS, kernel_check, kernel_note
+from compression.cpu import CpuInfo
+from compression.int8_recipe import AUTO, Int8Recipe, parse_auto_bool, resolve
+from compression.int8_reference import build_meta
 from compression.layer_names import canonical_layer_list, nodes_to_exclude, parse_layer_list
 from compression.onnx_int8 import MODEL_FILE, _prepare
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
@@ -276,12 +276,6 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
         raise RuntimeError("ONNX Runtime static quantization inserted no QuantizeLinear/DequantizeLinear pairs")
     ctx.progress(1.0, "static int8 quantization done")
     digest = hashlib.sha256("\n".join(reader.tokenized).encode()).hexdigest()[:16]
-    notes = list(src.meta.get("notes", []))
-    if warning := saturation_warning(recipe):
-        notes.append(warning)
-    check = kernel_check(out_dir, PROBE_TEXTS, tokenizer_folder=src.path, fp32_folder=src.path)
-    if check.get("saturated"):
-        notes.append(kernel_note(check))
     return src.derive(
         out_dir,
         "onnx",
@@ -299,7 +293,5 @@ def quantize_static_onnx(src: Artifact, cfg: OnnxStaticInt8Config, out_dir: Path
             "excluded_nodes": excluded,
             "qdq_pairs": n_dq,
         },
-        int8_recipe={**recipe.to_json(), "operator_format": "QDQ (QuantizeLinear/DequantizeLinear pairs, fused by ORT into int8 kernels)", "cpu": detect().to_json()},
-        int8_kernel_check=check,
-        notes=notes,
+        **build_meta(src, recipe, out_dir, "QDQ (QuantizeLinear/DequantizeLinear pairs, fused by ORT into int8 kernels)"),
     )
