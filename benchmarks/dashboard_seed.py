@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from profiling import paths
-from profiling.report import format_table, results_frame
-from profiling.store import RunStore
+from profiling.report.tables import format_table, results_frame
+from profiling.store.runs import RunStore
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy
 
 

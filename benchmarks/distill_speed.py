@@ -27,7 +27,7 @@ from compression import Context, apply, hf_io
 from compression.cpu import detect
 from compression.distillation import DistillConfig
 from profiling import paths
-from profiling.latency import CpuWindow
+from profiling.measure.latency import CpuWindow
 
 log = logging.getLogger("distill_speed")
 
@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     import torch
 
-    from profiling.datasets import load_dataset
-    from profiling.models import resolve_model
-    from profiling.runner import sample_indices
+    from profiling.inputs.datasets import load_dataset
+    from profiling.inputs.models import resolve_model
+    from profiling.jobs.runner import sample_indices
 
     torch.set_num_threads(2)
     names = [n.strip() for n in (",".join(CANDIDATES) if args.only is None else args.only).split(",") if n.strip()]

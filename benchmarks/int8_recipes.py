@@ -66,10 +66,10 @@ def accuracy(arts: dict, texts: list[str]) -> dict[str, dict]:
 
 def latency(arts: dict, texts: list[str], rounds: int, repeats: int, threads: int) -> dict[str, dict]:
     """Per candidate and workload: median ms per batch with its bootstrap 95 % interval (fresh child per pass)."""
-    from profiling.monitor import profile_in_child
-    from profiling.stats import bootstrap_median_ci
-    from profiling.sweep import ShapedWorkload
-    from profiling.workloads import WorkloadSpec
+    from profiling.jobs.sweep import ShapedWorkload
+    from profiling.measure.monitor import profile_in_child
+    from profiling.measure.stats import bootstrap_median_ci
+    from profiling.measure.workloads import WorkloadSpec
 
     workloads = [WorkloadSpec("fixed", 1, 64), WorkloadSpec("fixed", 8, 64), WorkloadSpec("bucketed", 8)]
     per_batch: dict[str, dict[str, list[float]]] = {n: {w.label: [] for w in workloads} for n in arts}
@@ -111,8 +111,8 @@ def main() -> int:
     from compression.cpu import detect
     from compression.int8_recipe import default_recipe
     from compression.registry import apply_chain, parse_spec
-    from profiling.datasets import load_dataset
-    from profiling.models import resolve_model
+    from profiling.inputs.datasets import load_dataset
+    from profiling.inputs.models import resolve_model
 
     cpu = detect()
     load_start = [round(x, 2) for x in os.getloadavg()]

@@ -9,7 +9,7 @@
 # - "openvino + nncf int8": openvino.convert_model of the PyTorch model, then nncf.quantize (ModelType.TRANSFORMER)
 #   calibrated on a seeded sample of the train split, built by hand (not through the engine's techniques).
 # Each is wrapped as an artifact (manifest + tokenizer) and measured by the engine's own child harness
-# (profiling.monitor.profile_in_child: fresh process, same test texts, threads and latency protocol as a run) on fixed
+# (profiling.measure.monitor.profile_in_child: fresh process, same test texts, threads and latency protocol as a run) on fixed
 # shapes (batch 1 and batch 8 at --seq-len tokens) and on the real texts with length bucketing and with plain dynamic
 # padding (batch 8). Agreement is with the original's predictions on the same evaluation sample. Nothing is tuned to
 # the targets: it reports.
@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the engine's runner (see profiling/runner.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the engine's runner (see profiling/jobs/runner.py)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from profiling import paths
-from profiling.hardware import CpuInfo
+from profiling.measure.hardware import CpuInfo
 
 log = logging.getLogger("peers")
 
@@ -266,9 +266,9 @@ def build_openvino(base, work: Path, train_texts: list[str], calib: int, seed: i
 def measure(path: Path, eval_texts: list[str], eval_labels: list[int] | None, texts: list[str], workloads: list,
             settings: dict) -> dict:
     """One fresh child with the engine's run protocol plus the fixed and bucketed workloads."""
-    from profiling.monitor import profile_in_child
-    from profiling.sweep import ShapedWorkload
-    from profiling.workloads import MAX_RUN_PASSES
+    from profiling.jobs.sweep import ShapedWorkload
+    from profiling.measure.monitor import profile_in_child
+    from profiling.measure.workloads import MAX_RUN_PASSES
 
     wl = ShapedWorkload(eval_texts=eval_texts, latency_texts=texts, batch_size=settings["batch_size"],
                         repeats=settings["repeats"], warmup=settings["warmup"], threads=settings["threads"],
@@ -283,8 +283,8 @@ def measure(path: Path, eval_texts: list[str], eval_labels: list[int] | None, te
 
 def summarize(runs: list[dict], original_preds: list[int] | None) -> dict:
     """Pool the passes of every round into ms-per-batch medians; figures of the round that evaluated."""
-    from profiling.evaluation import agreement
-    from profiling.stats import bootstrap_median_ci
+    from profiling.measure.evaluation import agreement
+    from profiling.measure.stats import bootstrap_median_ci
 
     first = runs[0]["metrics"]
     out: dict[str, Any] = {k: first.get(k) for k in ("disk_mib", "peak_rss_mib", "uss_mib", "load_time_s",
@@ -309,9 +309,9 @@ def summarize(runs: list[dict], original_preds: list[int] | None) -> dict:
 def run_model(label: str, spec: str, args, settings: dict, cpu: CpuInfo, data) -> dict:
     import compression  # noqa: F401 - registers the techniques
     from compression.tokenize import load_encoder
-    from profiling.models import resolve_model
-    from profiling.runner import match_labels
-    from profiling.workloads import WorkloadSpec
+    from profiling.inputs.models import resolve_model
+    from profiling.jobs.runner import match_labels
+    from profiling.measure.workloads import WorkloadSpec
 
     log.info("== %s (%s)", label, spec)
     base = resolve_model(spec, data)
@@ -458,7 +458,7 @@ def main() -> int:
     ap.add_argument("--calib", type=int, default=300, help="train texts calibrating NNCF (default 300, its default)")
     ap.add_argument("--rounds", type=int, default=1, help="fresh children per candidate, interleaved (default 1)")
     ap.add_argument("--rebuild", action="store_true", help="rebuild the peers even when cached")
-    from profiling.runner import DEFAULT_SETTINGS
+    from profiling.jobs.runner import DEFAULT_SETTINGS
 
     for key in ("threads", "repeats", "warmup", "ci_target_pct", "latency_budget_s"):
         ap.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULT_SETTINGS[key])
@@ -466,9 +466,9 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("nncf").setLevel(logging.WARNING)
 
-    from profiling.datasets import load_dataset
-    from profiling.env import fingerprint, package_versions
-    from profiling.hardware import detect
+    from profiling.inputs.datasets import load_dataset
+    from profiling.measure.env import fingerprint, package_versions
+    from profiling.measure.hardware import detect
 
     settings = {**DEFAULT_SETTINGS, **{k: getattr(args, k) for k in ("threads", "repeats", "warmup",
                                                                       "ci_target_pct", "latency_budget_s")}}

@@ -29,10 +29,10 @@ KEYS = ("disk_mib", "peak_rss_mib", "latency_b1_median_ms", "latency_bN_median_m
 
 
 def main() -> None:
-    from profiling.__main__ import parse_techniques
-    from profiling.report import format_table, results_frame
-    from profiling.runner import execute, normalize_request
-    from profiling.store import RunStore
+    from profiling.cli import parse_techniques
+    from profiling.jobs.runner import execute, normalize_request
+    from profiling.report.tables import format_table, results_frame
+    from profiling.store.runs import RunStore
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", default=str(ROOT / "data" / "benchmarks" / "pruning_family.sqlite"))

@@ -41,8 +41,8 @@ def main() -> None:
     from compression.predictors import load_predictor
     from compression.registry import Context
     from profiling import paths
-    from profiling.datasets import load_dataset
-    from profiling.models import resolve_model
+    from profiling.inputs.datasets import load_dataset
+    from profiling.inputs.models import resolve_model
 
     args = sys.argv[1:]
     tag = ""

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from profiling import paths
-from profiling.memory import RssSampler, backend
-from profiling.stats import bootstrap_median_ci
+from profiling.measure.memory import RssSampler, backend
+from profiling.measure.stats import bootstrap_median_ci
 
 TARGET = 0.03
 

@@ -17,11 +17,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from profiling import paths
-from profiling.__main__ import execute_with_bars
-from profiling.presets import SEED, variant_name
-from profiling.report import format_table, results_frame
-from profiling.runner import DEFAULT_SETTINGS, normalize_request
-from profiling.store import RunStore
+from profiling.cli import execute_with_bars
+from profiling.jobs.presets import SEED, variant_name
+from profiling.jobs.runner import DEFAULT_SETTINGS, normalize_request
+from profiling.report.tables import format_table, results_frame
+from profiling.store.runs import RunStore
 
 TARGET_S = 90.0
 # Distilling a random-weight roberta-base on 2 cores would take many minutes and its accuracy means nothing, so the

@@ -25,8 +25,8 @@ def main() -> None:
     import compression
     from compression.predictors import load_predictor
     from profiling import paths
-    from profiling.datasets import load_dataset
-    from profiling.models import resolve_model
+    from profiling.inputs.datasets import load_dataset
+    from profiling.inputs.models import resolve_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=40)

@@ -16,7 +16,7 @@ from compression.registry import Context, TechniqueConfig, TechniqueError, regis
 
 log = logging.getLogger(__name__)
 
-# The int8 step whose grid the training uses (checked against the library in tests/unit/test_qat.py): ONNX Runtime
+# The int8 step whose grid the training uses (checked against the library in tests/compression/test_qat.py): ONNX Runtime
 # quantize_dynamic with signed per-channel weights, scale = absmax / 127 per output channel, q in [-127, 127]. That
 # grid is a fixed point: weights already on it are quantized to exactly themselves.
 # torch.ao's quantize_dynamic (torch-int8) is not offered: its per-tensor symmetric observer uses

@@ -11,7 +11,7 @@ def _leave_legacy_pages_mode() -> None:
     (same page hash, same query) through app.py. Outside a script run (unit tests, the CLI) it does nothing."""
     import sys
 
-    if "streamlit" not in sys.modules:  # no Streamlit loaded (the CLI, profiling.html_report): nothing to fix
+    if "streamlit" not in sys.modules:  # no Streamlit loaded (the CLI, profiling.report.html): nothing to fix
         return
     try:
         from streamlit.runtime.pages_manager import PagesManager

@@ -41,7 +41,7 @@ def missing_reason(variant: dict, run: dict) -> str | None:
 
 def predict(artifact_path: str, threads: int, text: str) -> dict[str, Any]:
     """Probabilities of one text and the median latency of TIMED_CALLS calls after a warm-up call."""
-    from profiling.evaluation import softmax
+    from profiling.measure.evaluation import softmax
 
     pred = _predictor(artifact_path, threads)
     pred.predict_logits([text])  # warm-up (first-call costs are not the steady latency)

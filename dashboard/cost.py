@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from profiling.cost import ASSUMPTIONS, CostInputs, estimate
+from profiling.report.cost import ASSUMPTIONS, CostInputs, estimate
 
 
 def _money(value: float | None, priced: bool) -> str:

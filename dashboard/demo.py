@@ -8,8 +8,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import plots, share, state
-from dashboard import results_data as rd
+from dashboard import share, state
+from profiling.report import figures as plots
+from profiling.report import frames as rd
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ h1 { font-size: 2.8rem !important; } h2, h3 { font-size: 2rem !important; }
 def scenario_request(title: str) -> dict:
     """The run request of a scenario (model, bundled movie reviews, the preset's variants, default settings)."""
     model, preset, _ = SCENARIOS[title]
-    from profiling.presets import PRESETS
+    from profiling.jobs.presets import PRESETS
 
     return {"model": model, "dataset": dict(MOVIE_REVIEWS), "variants": list(PRESETS[preset])}
 
@@ -73,7 +74,7 @@ def matching_run(runs: list[dict], store: Any, request: dict) -> dict | None:
 
 
 def rd_dataset(spec: Any) -> str:
-    from profiling.store import describe_dataset
+    from profiling.store.runs import describe_dataset
 
     return describe_dataset(spec)
 
@@ -124,8 +125,7 @@ def show_scenario(store: Any, run: dict) -> None:
 
 
 def relaunch(request: dict) -> None:
-    from profiling import runner
-
+    from profiling.jobs import runner
     try:
         run_id = runner.launch(request)
     except (ValueError, RuntimeError) as exc:  # RequestError; ReadOnlyError (a StoreError)

@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from profiling.hardware import CpuInfo, advice_for, advice_lines, detect, recipe_line
+from profiling.measure.hardware import CpuInfo, advice_for, advice_lines, detect, recipe_line
 
 ADVICE_ICON = ":material/memory:"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from profiling.recommend import RULE, Limits, evaluate, summary
+from profiling.report.recommend import RULE, Limits, evaluate, summary
 
 _INPUTS = (
     ("max_accuracy_drop_pts", "Max accuracy drop (points)", 0.5, ("Largest accuracy loss against the original you "

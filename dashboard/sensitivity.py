@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from profiling import sensitivity
+from profiling.jobs import sensitivity
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def _exclude_box(result: dict[str, Any]) -> None:
 
 def render() -> None:
     from dashboard.entry import through_app
-    from profiling.store import read_only
+    from profiling.store.runs import read_only
 
     through_app()  # started without app.py (login, read-only page list): go through it
     st.title("Sensitivity map")

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import streamlit as st
 
-from profiling.store import READ_ONLY_ENV, read_only
+from profiling.store.runs import READ_ONLY_ENV, read_only
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,15 @@ def _app_base() -> str:
 
 
 def _report_html(store_path: str, run_id: str) -> bytes:
-    from profiling.html_report import build_html
-    from profiling.store import RunStore
+    from profiling.report.html import build_html
+    from profiling.store.runs import RunStore
 
     return build_html(RunStore(store_path), run_id).encode("utf-8")
 
 
 def _bundle_bytes(store_path: str, run_id: str) -> bytes:
-    from profiling.bundle import export_bytes
-    from profiling.store import RunStore
+    from profiling.store.bundle import export_bytes
+    from profiling.store.runs import RunStore
 
     return export_bytes(RunStore(store_path), run_id)
 
@@ -132,8 +132,8 @@ def render_import(store: Any) -> None:
     if up is None:
         return
     if st.button("Import", icon=":material/upload:", key="bundle_import", type="primary"):
-        from profiling.bundle import BundleError, import_bundle
-        from profiling.store import StoreError
+        from profiling.store.bundle import BundleError, import_bundle
+        from profiling.store.runs import StoreError
 
         try:
             run_id = import_bundle(store, up.getvalue())
@@ -188,7 +188,6 @@ def shared_run(runs: list[dict]) -> str | None:
 def run_extras(store: Any, run: dict, variants: list[dict]) -> None:
     """Everything issue 5 adds under a run: recommendation, cost, live A/B (finished runs) and share/export."""
     from dashboard import ab_box, cost, recommend
-
     if run.get("status") in ("done", "failed"):
         recommend.render(variants, run["id"])
         cost.render(variants, run)

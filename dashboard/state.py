@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 @st.cache_resource(show_spinner=False)
 def _store_at(path: str) -> Any:
-    from profiling.store import RunStore
+    from profiling.store.runs import RunStore
 
     return RunStore(Path(path))
 
@@ -37,7 +37,7 @@ def technique_registry() -> dict[str, Any]:
 @st.cache_data(show_spinner=False)
 def model_choices() -> dict[str, str]:
     """Model spec -> description (bundled defaults and random-weight architecture presets)."""
-    from profiling.models import MODEL_CHOICES
+    from profiling.inputs.models import MODEL_CHOICES
 
     return dict(MODEL_CHOICES)
 
@@ -45,7 +45,7 @@ def model_choices() -> dict[str, str]:
 @st.cache_data(show_spinner=False)
 def bundled_datasets() -> dict[str, str]:
     """Bundled dataset name -> description."""
-    from profiling.datasets import BUNDLED
+    from profiling.inputs.datasets import BUNDLED
 
     return dict(BUNDLED)
 
@@ -53,7 +53,7 @@ def bundled_datasets() -> dict[str, str]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def csv_columns(path: str, digest: str) -> list[str]:
     """Column names of an uploaded CSV (``digest`` keys the cache on the file content)."""
-    from profiling.datasets import read_csv_columns
+    from profiling.inputs.datasets import read_csv_columns
 
     return list(read_csv_columns(path))
 
@@ -61,7 +61,7 @@ def csv_columns(path: str, digest: str) -> list[str]:
 @st.cache_data(show_spinner=False, max_entries=32)
 def csv_summary(path: str, digest: str, text_column: str, label_column: str) -> dict[str, Any]:
     """Load an uploaded CSV as a labeled dataset (raises DatasetError) and summarise it for the page."""
-    from profiling.datasets import load_dataset
+    from profiling.inputs.datasets import load_dataset
 
     data = load_dataset({"kind": "csv", "path": path, "text_column": text_column, "label_column": label_column})
     return {
@@ -74,9 +74,8 @@ def csv_summary(path: str, digest: str, text_column: str, label_column: str) -> 
 
 @st.cache_data(show_spinner=False)
 def presets() -> dict[str, list[dict[str, Any]]]:
-    """Named variant lists from profiling.presets (``seed`` is the reference sequence)."""
-    from profiling import presets as p
-
+    """Named variant lists from profiling.jobs.presets (``seed`` is the reference sequence)."""
+    from profiling.jobs import presets as p
     out = {name: list(variants) for name, variants in getattr(p, "PRESETS", {}).items()}
     out.setdefault("seed", list(p.SEED))
     return out
@@ -95,7 +94,7 @@ _SETTINGS_HELP = {
 
 def _runner_attr(name: str, fallback: dict) -> dict:
     try:
-        from profiling import runner
+        from profiling.jobs import runner
     except ImportError:
         return dict(fallback)
     value = getattr(runner, name, None)

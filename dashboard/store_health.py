@@ -15,8 +15,8 @@ SEEN_KEY = "store_notice_seen"
 
 def notice() -> None:
     """Show the recovery notice once per browser session (any page), or why the store cannot be used at all."""
-    from profiling.store import StoreError, read_only
-    from profiling.store_recovery import describe
+    from profiling.store.recovery import describe
+    from profiling.store.runs import StoreError, read_only
 
     try:
         store = state.get_store()

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.plots import PALETTE
+from profiling.report.figures import PALETTE
 
 METRICS = {"ms_per_batch": "Latency per batch, median (ms)", "texts_per_s": "Throughput (texts/s)"}
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
@@ -63,7 +63,7 @@ def render(store, run_id: str) -> None:
     """The run's stored sweeps (``python -m profiling sweep RUN_ID``), newest first."""
     import streamlit as st
 
-    from profiling.sweep import load_sweeps
+    from profiling.jobs.sweep import load_sweeps
 
     sweeps = load_sweeps(store.path, run_id)
     if not sweeps:
@@ -124,7 +124,7 @@ WORKLOAD_CHOICES = {
 
 
 def workloads_picker(batch_size: int) -> list[str]:
-    """Extra latency workloads for a run (``profiling.workloads``), at the run's batch size; [] when none picked."""
+    """Extra latency workloads for a run (``profiling.measure.workloads``), at the run's batch size; [] when none picked."""
     import streamlit as st
 
     picked = st.multiselect(

@@ -7,7 +7,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from profiling.timing import ORDER, SEGMENTS, SETUP, run_timeline
+from profiling.measure.timing import ORDER, SEGMENTS, SETUP, run_timeline
 
 # One colour per kind of work: building (orange), process start-up (greys), timing (blues), evaluation (green).
 SEGMENT_COLORS: dict[str, str] = {
@@ -32,7 +32,7 @@ SEGMENT_COLORS: dict[str, str] = {
 
 
 def timeline_figure(rows: Sequence[Mapping[str, Any]], title: str = "Where the time went") -> go.Figure:
-    """``rows`` as from ``profiling.timing.run_timeline``: ``{variant, segment, start_s, seconds}``. Each variant is
+    """``rows`` as from ``profiling.measure.timing.run_timeline``: ``{variant, segment, start_s, seconds}``. Each variant is
     a row of the chart; its segments are drawn from its start in the run, so the bars read as the run's timeline."""
     fig = go.Figure()
     variants = list(dict.fromkeys(str(r["variant"]) for r in rows))

@@ -125,7 +125,7 @@ def model_picker() -> tuple[str | None, list[str]]:
         help="A folder written by save_pretrained: config.json, model.safetensors (or pytorch_model.bin) and "
         "the tokenizer files.",
     ).strip()
-    from profiling.model_roots import describe_roots, model_roots
+    from profiling.inputs.model_roots import describe_roots, model_roots
 
     if model_roots() is not None:  # a shared deployment: say which folders are accepted before any is typed
         st.caption(f"On this server {describe_roots()}.")
@@ -158,7 +158,7 @@ def _in_hub_cache(hub_id: str) -> bool:
 def _check_folder(folder: str) -> tuple[str | None, list[str]]:
     if not folder:
         return None, problem("Enter the path of a local model folder.", missing=True)
-    from profiling.model_roots import FolderNotAllowed, allowed_folder
+    from profiling.inputs.model_roots import FolderNotAllowed, allowed_folder
 
     try:  # before anything looks at the folder: a refused path says nothing about what is there
         allowed_folder(folder)
@@ -171,7 +171,7 @@ def _check_folder(folder: str) -> tuple[str | None, list[str]]:
     if not (path / "config.json").is_file():
         return None, problem(f"{path} has no config.json: it is not a saved Hugging Face model folder.")
     if not (path / "artifact.json").is_file():  # pickle weights, custom code: refused before launch (file names only)
-        from profiling.models import ModelError, check_local_folder
+        from profiling.inputs.models import ModelError, check_local_folder
 
         try:
             check_local_folder(path)
@@ -402,8 +402,8 @@ def technique_picker(model_spec: str | None = None) -> tuple[list[dict[str, Any]
     Returns the variants (``{"name", "chain"}``, original first) and the problems that block a launch."""
     from compression.registry import TechniqueError, check_chain
     from compression.structure import refusal
-    from profiling.presets import complete_chain, variant_name
-    from profiling.spec_structure import spec_meta
+    from profiling.inputs.spec_structure import spec_meta
+    from profiling.jobs.presets import complete_chain, variant_name
 
     entries = catalog()
     meta = spec_meta(model_spec)
@@ -505,7 +505,7 @@ def _entry_controls(entry: Entry, refused: str | None = None) -> None:
 def _chain_builder(entries: list[Entry]) -> tuple[dict[str, Any] | None, str | None]:
     """An ordered multiselect of steps (in the order clicked); the chain is checked before launch."""
     from compression.registry import TechniqueError, check_chain
-    from profiling.presets import variant_name
+    from profiling.jobs.presets import variant_name
 
     by_key = {e.key: e for e in entries}
     steps = st.multiselect(
@@ -555,7 +555,7 @@ def _dedupe(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _preset_help(name: str) -> str:
     try:
-        from profiling.presets import PRESET_HELP
+        from profiling.jobs.presets import PRESET_HELP
 
         return PRESET_HELP.get(name, "")
     except ImportError:
@@ -575,7 +575,7 @@ def _apply_preset(name: str) -> None:
 
     Runs as a button callback, before the widgets are drawn, so it may set their values."""
     from compression.registry import config_from_json
-    from profiling.presets import complete_chain
+    from profiling.jobs.presets import complete_chain
 
     entries = catalog()
     known = set(state.technique_registry())
@@ -627,7 +627,7 @@ def extra_variants_editor() -> None:
     extras = st.session_state.get("extra_variants", [])
     if not extras:
         return
-    from profiling.presets import step_name
+    from profiling.jobs.presets import step_name
 
     st.markdown("**Also from the preset**")
     for i, v in enumerate(extras):
@@ -705,7 +705,7 @@ def settings_picker() -> dict[str, int]:
 
 def memory_figure(timelines: dict[str, dict], running: str | None) -> Any:
     """The live memory timeline (H5b's figure: the running variant bold over the finished ones, phases marked)."""
-    from dashboard.plots import memory_timeline_figure
+    from profiling.report.figures import memory_timeline_figure
 
     return memory_timeline_figure(timelines, running)
 
@@ -727,8 +727,7 @@ def results_table(
 ) -> tuple[Any, dict[str, Any]]:
     """The run's results table with the Results page's headers (compact: the headline figures only), and the
     st.dataframe column formats for it (numbers rounded, blank until measured)."""
-    from dashboard import results_data as rd
-
+    from profiling.report import frames as rd
     df = rd.metrics_frame(variants if variants is not None else store.variants(run_id))
     heads = rd.display_columns(df)
     keys = [k for k in ("variant", "status", *(LIVE_FIGURES if compact else rd.FIGURES)) if k in df.columns]

@@ -51,7 +51,7 @@ def run_label(runs: dict[str, dict], run_id: str) -> str:
 
 def compare_frame(store: Any, run_ids: list[str], labels: dict[str, str]) -> pd.DataFrame:
     """Numeric figures of every variant of the given runs, with a ``run`` column (for the combined chart)."""
-    from dashboard.results_data import metrics_frame
+    from profiling.report.frames import metrics_frame
 
     parts = []
     for rid in run_ids:

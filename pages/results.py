@@ -8,8 +8,10 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import hardware, plots, runtime_split, share, sweep, timeline, uncertainty
-from dashboard import results_data as rd
+from dashboard import hardware, share, sweep, timeline, trust
+from profiling.report import figures as plots
+from profiling.report import frames as rd
+from profiling.report import runtime_split
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +26,7 @@ def _store():
     try:
         from dashboard.state import get_store
     except ImportError:
-        from profiling.store import RunStore
+        from profiling.store.runs import RunStore
 
         return RunStore()
     return get_store()
@@ -80,7 +82,7 @@ def _duration(start: str | None, end: str | None) -> str:
 def _header(run: dict, variants: list[dict]) -> None:
     req = run.get("request") or {}
     s = req.get("settings") or {}
-    from profiling.store import describe_dataset
+    from profiling.store.runs import describe_dataset
 
     took = _duration(run.get("created_at"), run.get("finished_at"))
     parts = [
@@ -386,12 +388,12 @@ def show_run(store, run_id: str) -> None:
     n_labels = len(examples.get("label_names") or []) or None
     df = rd.metrics_frame(variants, preds, examples.get("labels") if examples.get("texts") else None, n_labels)
     _table(df, run_id)
-    uncertainty.render(run, variants, preds, examples)  # intervals, noise verdicts, accuracy tests, RSS vs USS
+    trust.render(run, variants, preds, examples)  # intervals, noise verdicts, accuracy tests, RSS vs USS
     _notes(variants, run)
     _int8_split(variants, df, run_id)  # runtime vs int8 share of each int8 variant's gain
     _tradeoffs(df, run_id)
     _memory(store, run_id, variants)
-    timeline.render(store, run_id, variants)  # where the run's time went, per variant (profiling.timing)
+    timeline.render(store, run_id, variants)  # where the run's time went, per variant (profiling.measure.timing)
     _predictions(store, run_id, variants)
     _environment(run)
     share.run_extras(store, run, variants)

@@ -229,8 +229,7 @@ def setup_form() -> None:
 
 
 def launch(request: dict) -> None:
-    from profiling import runner
-
+    from profiling.jobs import runner
     try:
         runner.validate_request(request)
     except ValueError as exc:  # RequestError and friends: the user's input

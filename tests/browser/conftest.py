@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO
+
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -91,7 +92,7 @@ def _stop_runs(store: Path) -> None:
     """Stop background runs this test launched that are still going (they run in their own session)."""
     if not store.exists():
         return
-    from profiling.store import RunStore
+    from profiling.store.runs import RunStore
 
     for run in RunStore(store).list_runs():
         pid = (RunStore(store).get_run(run["id"]) or {}).get("pid")

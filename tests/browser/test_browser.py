@@ -23,7 +23,7 @@ CHART = '[data-testid="stPlotlyChart"]'
 @pytest.fixture(scope="session")
 def default_model() -> None:
     """Build (once, cached in data/models) the default movie-review classifier outside the timed browser run."""
-    code = "from profiling.models import resolve_model; print(resolve_model('default:movie-reviews').path)"
+    code = "from profiling.inputs.models import resolve_model; print(resolve_model('default:movie-reviews').path)"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -58,7 +58,7 @@ def _set_up_run(page) -> None:
 
 
 def _wait_for_run(store_path, timeout_s: float) -> dict:
-    from profiling.store import RunStore
+    from profiling.store.runs import RunStore
 
     store = RunStore(store_path)
     deadline = time.monotonic() + timeout_s

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, REPO
-
-sys.path.insert(0, str(REPO / "tests" / "unit"))
-from conftest_h5b import build_fake_run
+from tests.browser.conftest import ARTIFACTS
+from tests.helpers.fake_runs import build_fake_run
 
 pytestmark = pytest.mark.browser
 CHART = '[data-testid="stPlotlyChart"]'
@@ -17,11 +13,9 @@ CHART = '[data-testid="stPlotlyChart"]'
 
 def _scenario_run(store) -> str:
     """A finished run of the demo's quick-tour request with fake figures (no model is run)."""
-    from conftest_h5b import METRICS
-
     from dashboard.demo import scenario_request
-    from profiling import runner
-
+    from profiling.jobs import runner
+    from tests.helpers.fake_runs import METRICS
     request = runner.normalize_request(scenario_request("Quick tour \u00b7 default classifier"))
     run_id = store.create_run(request)
     for idx in range(len(request["variants"])):
@@ -33,8 +27,8 @@ def _scenario_run(store) -> str:
 
 
 def test_share_link_and_offline_report(app_server, browser_page, screenshot, tmp_path):
-    from profiling.html_report import write_html
-    from profiling.store import RunStore
+    from profiling.report.html import write_html
+    from profiling.store.runs import RunStore
 
     url, store_path = app_server
     store = RunStore(store_path)
@@ -65,7 +59,7 @@ def test_share_link_and_offline_report(app_server, browser_page, screenshot, tmp
     screenshot(page, "demo-mode")
 
     # 3. a bundle exported from another store is imported on the History page
-    from profiling.bundle import export_run
+    from profiling.store.bundle import export_run
 
     other = RunStore(tmp_path / "other.sqlite")
     bundle = export_run(other, build_fake_run(other), tmp_path / "colleague.zip")

@@ -1,0 +1,772 @@
+"""The sweep: validate a request, launch it in a detached process, build and profile every variant into the store."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from compression.errors import UserError
+from profiling import paths
+from profiling.measure.timing import variant_timing
+from profiling.store.runs import RunStore, now_iso, process_alive
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SETTINGS: dict[str, int] = {"threads": 2, "batch_size": 8, "repeats": 30, "warmup": 3, "eval_size": 300,
+                                    "seed": 0, "ci_target_pct": 2, "latency_budget_s": 10}
+SETTING_LIMITS: dict[str, tuple[int, int]] = {
+    "threads": (1, 64),
+    "batch_size": (1, 256),
+    "repeats": (1, 10_000),
+    "warmup": (0, 1_000),
+    "eval_size": (1, 100_000),
+    "seed": (0, 2**31 - 1),
+    "ci_target_pct": (0, 50),
+    "latency_budget_s": (0, 3_600),
+}
+SETTING_HELP: dict[str, str] = {
+    "threads": "CPU threads each variant may use (fixed and recorded; 2 matches this machine's cores).",
+    "batch_size": "Batch size N for the second latency measurement, throughput and evaluation.",
+    "repeats": "Minimum timed repetitions per latency figure (after warm-up); raw values are kept.",
+    # no percent signs in these texts: argparse %-formats help strings (the CLI builds --options from them)
+    "ci_target_pct": "More repeats until the median latency's 95 percent bootstrap interval is within \u00b1 this "
+                     "many percent (0: exactly the minimum repeats).",
+    "latency_budget_s": "Time budget in seconds per variant for the extra repeats (both latency figures together).",
+    "warmup": "Untimed calls before timing, so one-off costs do not count as steady state.",
+    "eval_size": "Test examples (a seeded sample of the test split) used for accuracy and changed predictions.",
+    "seed": "Seed of the evaluation sample and of the techniques' random choices.",
+}
+# Latency protocols: named values of the settings that decide how long each latency figure is timed. "quick" gives
+# every variant a first figure sooner (fewer minimum repeats, a looser interval target, a smaller budget);
+# "thorough" is the default. Settings given explicitly win over the protocol's.
+PROTOCOLS: dict[str, dict[str, int]] = {
+    "quick": {"repeats": 10, "ci_target_pct": 5, "latency_budget_s": 4},
+    "thorough": {k: DEFAULT_SETTINGS[k] for k in ("repeats", "ci_target_pct", "latency_budget_s")},
+}
+PROTOCOL_HELP = ("How long latency is timed: 'quick' (fewer repeats, a wider interval target, a smaller budget: first "
+                 "figures sooner) or 'thorough' (the default settings); explicit --repeats, --ci-target-pct and "
+                 "--latency-budget-s win over it.")
+MAX_VARIANTS = 40
+# A CSV up to this size is loaded (classes, rows per class) before a run is created; a bigger one is checked by its
+# header only and loaded by the run itself (loading is cached per process, so the run does not read it twice).
+PRECHECK_MAX_CSV_BYTES = 50 * 2**20
+LATENCY_TEXTS = 64
+UPDATE_EVERY_S = 0.3  # throttle of progress writes to the store
+ORIGINAL_NAME = "Original"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_GENERIC_LABEL = re.compile(r"^label[_ ]?\d+$")
+
+Update = Callable[[int | None, dict], None]
+
+
+class RequestError(UserError):
+    """A run request that cannot work; the message is shown to the user as is."""
+
+
+class _Stopped(BaseException):
+    """Raised in the main thread by the SIGTERM/SIGINT handler (BaseException: no ``except Exception`` eats it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# ---- validation -----------------------------------------------------------------------------------------
+
+
+def validate_request(request: dict) -> None:
+    """Raise RequestError with a user-facing message if the request cannot work; never loads a model."""
+    normalize_request(request)
+
+
+def normalize_request(request: dict, precheck: bool = True) -> dict:
+    """A validated copy with default settings filled in, variant names set and the original as variant 0.
+
+    ``precheck`` also loads a CSV that is cheap to load and matches a local folder's labels against it, so such
+    input mistakes are refused before a run is created; the run itself re-validates without it (it loads both
+    anyway, and records a mismatch on the original variant)."""
+    if not isinstance(request, dict):
+        raise RequestError("a run request must be a dict")
+    model = _check_model(request.get("model"))
+    dataset = _check_dataset(request.get("dataset"), precheck)
+    settings = _check_settings(request.get("settings"))
+    variants = _check_variants(request.get("variants"))
+    if precheck:
+        _check_labels_match(model, dataset)
+    out = {**request, "model": model, "dataset": dataset, "settings": settings, "variants": variants}
+    if request.get("workloads"):  # extra latency workloads: real texts, bucketed, fixed shapes (profiling.measure.workloads)
+        from profiling.measure.workloads import normalize_workloads
+
+        try:
+            out["workloads"] = normalize_workloads(request["workloads"])
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+    return out
+
+
+def _check_model(spec: Any) -> str:
+    if not isinstance(spec, str) or not spec.strip():
+        raise RequestError("choose a model (e.g. 'default', 'preset:roberta-base', 'path:/a/folder' or a Hub id)")
+    spec = spec.strip()
+    kind, sep, rest = spec.partition(":")
+    if spec == "default":
+        return spec
+    if sep and kind == "default":
+        from profiling.inputs.datasets import BUNDLED
+
+        if rest not in BUNDLED:
+            raise RequestError(f"unknown default classifier {spec!r}; use one of "
+                               + ", ".join(f"default:{n}" for n in BUNDLED))
+        return spec
+    if sep and kind == "preset":
+        presets = [k for k in _model_choices() if k.startswith("preset:")]
+        if presets and spec not in presets:
+            raise RequestError(f"unknown architecture preset {spec!r}; use one of {', '.join(presets)}")
+        return spec
+    if sep and kind == "path":
+        from profiling.inputs.model_roots import FolderNotAllowed, allowed_folder
+
+        try:  # $COMPRESSION_MODEL_ROOTS first: a refused folder is not looked at (existence included)
+            folder = allowed_folder(rest)
+        except FolderNotAllowed as exc:
+            raise RequestError(str(exc)) from None
+        if not folder.is_dir():
+            raise RequestError(f"model folder {rest!r} does not exist")
+        if not any((folder / f).is_file() for f in ("config.json", "artifact.json")):
+            raise RequestError(f"{rest!r} is not a model folder (no config.json)")
+        if not (folder / "artifact.json").is_file():  # a Hugging Face folder: pickles, custom code (no torch)
+            from profiling.inputs.models import ModelError, check_local_folder
+
+            try:
+                check_local_folder(folder)
+            except ModelError as exc:
+                raise RequestError(str(exc)) from None
+        return spec
+    hub_id = rest if sep and kind == "hub" else spec
+    if not _HUB_ID.match(hub_id) or ".." in hub_id:
+        raise RequestError(f"{spec!r} is not a model: use 'default', 'preset:<name>', 'path:<folder>' or a Hub id "
+                           "like 'org/name'")
+    return spec
+
+
+def _model_choices() -> dict[str, str]:
+    try:
+        from profiling.inputs.models import MODEL_CHOICES
+    except ImportError:  # models module not importable: skip the name check, resolve_model will judge
+        return {}
+    return MODEL_CHOICES
+
+
+def _check_dataset(spec: Any, precheck: bool = True) -> dict:
+    from profiling.inputs.datasets import BUNDLED, DatasetError, read_csv_columns
+
+    if not isinstance(spec, dict):
+        raise RequestError("choose a dataset: a bundled one (" + ", ".join(BUNDLED) + ") or a CSV file")
+    kind = spec.get("kind")
+    if kind == "bundled":
+        if spec.get("name") not in BUNDLED:
+            raise RequestError(f"unknown bundled dataset {spec.get('name')!r}; choose one of {', '.join(BUNDLED)}")
+        return {"kind": "bundled", "name": spec["name"]}
+    if kind != "csv":
+        raise RequestError(f"unknown dataset kind {kind!r}; use 'bundled' or 'csv'")
+    path, text_col, label_col = spec.get("path"), spec.get("text_column"), spec.get("label_column")
+    if not path:
+        raise RequestError("a CSV dataset needs a file path")
+    if not text_col or not label_col:
+        raise RequestError("a CSV dataset needs a text column and a label column")
+    if text_col == label_col:
+        raise RequestError(f"the text column and the label column are the same ({text_col!r}); pick two columns")
+    try:
+        columns = read_csv_columns(path)
+    except DatasetError as exc:
+        raise RequestError(str(exc)) from None
+    missing = [c for c in (text_col, label_col) if c not in columns]
+    if missing:
+        raise RequestError(f"{Path(str(path)).name} has no column {' or '.join(map(repr, missing))}; "
+                           f"its columns are: {', '.join(columns) or 'none'}")
+    out = {"kind": "csv", "path": str(Path(str(path)).expanduser().resolve()), "text_column": str(text_col),
+           "label_column": str(label_col)}
+    if precheck:
+        _precheck_csv(out)
+    return out
+
+
+def _precheck_csv(spec: dict) -> Any:
+    """Load a CSV that is cheap to load (classes, rows per class, labels), so an unusable one is refused before a
+    run is created; returns the LabeledData, or None for a file too big to load here."""
+    from profiling.inputs.datasets import DatasetError, load_dataset
+
+    try:
+        if Path(spec["path"]).stat().st_size > PRECHECK_MAX_CSV_BYTES:
+            return None
+        return load_dataset(spec)
+    except OSError:
+        return None  # vanished since its header was read: the run reports it
+    except DatasetError as exc:
+        raise RequestError(str(exc)) from None
+
+
+def _check_labels_match(model: str, dataset: dict) -> None:
+    """A local folder's labels (config.json) against a cheap CSV's classes, with the runner's own rule."""
+    import json
+
+    if not model.startswith("path:") or dataset.get("kind") != "csv":
+        return
+    config_path = Path(model.removeprefix("path:")).expanduser() / "config.json"
+    data = _precheck_csv(dataset)
+    if data is None or not config_path.is_file():
+        return
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        id2label = {str(k): str(v) for k, v in (config.get("id2label") or {}).items()}
+        n_labels = int(config.get("num_labels") or len(id2label) or 2)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return  # an odd config: the run's full check judges it
+    try:
+        match_labels({"num_labels": n_labels, "id2label": id2label}, data)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+
+
+def _check_settings(settings: Any) -> dict:
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise RequestError("settings must be a dict")
+    unknown = set(settings) - set(DEFAULT_SETTINGS)
+    if unknown:
+        raise RequestError(f"unknown setting {', '.join(sorted(unknown))}; settings: {', '.join(DEFAULT_SETTINGS)}")
+    out = {}
+    for key, default in DEFAULT_SETTINGS.items():
+        value = settings.get(key, default)
+        lo, hi = SETTING_LIMITS[key]
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise RequestError(f"{key.replace('_', ' ')} must be a whole number, got {value!r}")
+        if not lo <= value <= hi:
+            raise RequestError(f"{key.replace('_', ' ')} must be between {lo} and {hi}, got {value}")
+        out[key] = value
+    return out
+
+
+def _check_variants(variants: Any) -> list[dict]:
+    import compression
+    from compression.registry import TechniqueError
+    from profiling.jobs.presets import variant_name
+
+    if variants is None:
+        variants = []
+    if not isinstance(variants, list):
+        raise RequestError("variants must be a list")
+    out: list[dict] = []
+    for i, v in enumerate(variants):
+        if not isinstance(v, dict) or not isinstance(v.get("chain", []), list):
+            raise RequestError(f"variant {i + 1} must be a dict with a 'chain' list of technique configs")
+        chain = v.get("chain") or []
+        label = v.get("name") or f"variant {i + 1}"
+        try:
+            configs = [_step_config(c) for c in chain]
+            compression.check_chain("hf", configs)
+        except TechniqueError as exc:
+            raise RequestError(f"{label}: {exc}") from None
+        json_chain = [c.to_json() for c in configs]
+        name = str(v.get("name") or (ORIGINAL_NAME if not json_chain else variant_name(json_chain)))
+        out.append({"name": name, "chain": json_chain, "lineage": [c.spec() for c in configs]})
+    if not out or out[0]["chain"]:
+        out.insert(0, {"name": ORIGINAL_NAME, "chain": [], "lineage": []})
+    if len(out) > MAX_VARIANTS:
+        raise RequestError(f"{len(out)} variants is too many for one run (at most {MAX_VARIANTS})")
+    return out
+
+
+def _step_config(step: Any) -> Any:
+    """A config from its JSON, refusing options the technique does not have (config_from_json ignores them)."""
+    import dataclasses
+
+    import compression
+    from compression.registry import REGISTRY, TechniqueError
+
+    if not isinstance(step, dict):
+        raise TechniqueError(f"a chain step must be a technique config dict, got {step!r}")
+    tech = REGISTRY.get(step.get("technique"))  # type: ignore[arg-type]
+    if tech is not None:
+        names = {f.name for f in dataclasses.fields(tech.config_cls)}
+        unknown = sorted(set(step) - names - {"technique"})
+        if unknown:
+            raise TechniqueError(f"{step['technique']} has no option {', '.join(unknown)}; options: "
+                                 f"{', '.join(sorted(names)) or 'none'}")
+    return compression.config_from_json(step)
+
+
+# ---- launching ------------------------------------------------------------------------------------------
+
+
+def launch(request: dict, store_path: Path | str | None = None) -> str:
+    """Validate, store a queued run and start ``python -m profiling execute RUN_ID`` detached (own session), so the
+    run survives the browser session; returns the run id."""
+    request = normalize_request(request)
+    store = RunStore(store_path)
+    store.reap_dead_runs()
+    run_id = store.create_run(request)
+    log_dir = store.path.parent / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(paths.REPO_ROOT), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "profiling", "execute", run_id, "--store", str(store.path.resolve())]
+    try:
+        with open(log_dir / f"{run_id}.log", "ab") as out:
+            proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as exc:
+        store.fail_run(run_id, f"could not start the run's process: {exc}")
+        raise RequestError(f"could not start the run: {exc}") from None
+    store.set_run_pid(run_id, proc.pid)
+    # Reap the child when it ends so a long-lived launcher (the dashboard) never collects zombies.
+    threading.Thread(target=proc.wait, name=f"reap-{run_id}", daemon=True).start()
+    log.info("launched run %s in process %d", run_id, proc.pid)
+    return run_id
+
+
+def stop(run_id: str, store_path: Path | str | None = None) -> bool:
+    """Ask a running run to stop (SIGTERM: it marks itself failed "stopped by signal 15 during ..."); returns
+    whether a live process was signalled. A run whose process is gone is reaped instead."""
+    store = RunStore(store_path)
+    run = store.get_run(run_id)
+    if run is None or run["status"] not in ("queued", "running"):
+        return False
+    if not run["pid"] or run["pid"] == os.getpid() or not store.process_is_alive(run_id):
+        store.reap_dead_runs()
+        return False
+    os.kill(run["pid"], signal.SIGTERM)
+    return True
+
+
+# ---- executing ------------------------------------------------------------------------------------------
+
+
+class _Reporter:
+    """Writes a variant's status/stage/progress to the store (throttled) and forwards it to an optional hook."""
+
+    def __init__(self, store: RunStore, run_id: str, on_update: Update | None):
+        self.store, self.run_id, self.on_update = store, run_id, on_update
+        self._last: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def variant(self, idx: int, force: bool = True, **fields: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._last.get(idx, 0.0) < UPDATE_EVERY_S:
+                return
+            self._last[idx] = now
+        self.store.upsert_variant(self.run_id, idx, **fields)
+        self._hook(idx, fields)
+
+    def stage(self, text: str) -> None:
+        self.store.set_run_stage(self.run_id, text)
+        self._hook(None, {"stage": text})
+
+    def _hook(self, idx: int | None, fields: dict) -> None:
+        if self.on_update is not None:
+            try:
+                self.on_update(idx, fields)
+            except Exception:  # a display hook must never break the run
+                log.exception("update hook failed")
+
+
+def execute(run_id: str, store: RunStore, on_update: Update | None = None) -> None:
+    """Run a stored queued run in this process: every variant built, profiled in a child, written to the store.
+
+    Failures never raise: a variant failure is recorded and the sweep goes on; anything else fails the run with a
+    readable reason. SIGTERM/SIGINT mark the run failed ("stopped by signal N during ...") and exit.
+    ``on_update(idx, fields)`` (idx None for run-level stage changes) lets a CLI draw progress.
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise RequestError(f"no run {run_id!r} in {store.path}")
+    if run["status"] in ("done", "failed"):
+        raise RequestError(f"run {run_id} has already {'finished' if run['status'] == 'done' else 'failed'}")
+    if run["status"] == "running" and run["pid"] != os.getpid():
+        if process_alive(run["pid"], None):
+            raise RequestError(f"run {run_id} is already running in process {run['pid']}")
+        raise RequestError(f"run {run_id} was interrupted (its process ended); start a new run instead")
+    reporter = _Reporter(store, run_id, on_update)
+    state = {"where": "start-up"}
+    previous = _install_signal_handlers()
+    try:
+        store.set_run_pid(run_id, os.getpid())
+        with _exclusive(store, run_id, reporter):
+            store.set_run_status(run_id, "running")
+            _sweep(run_id, run["request"], store, reporter, state)
+        store.set_run_status(run_id, "done")
+        reporter.stage("done")
+    except _Stopped as stop:
+        reason = f"stopped by signal {stop.signum} during {state['where']}"
+        log.warning("run %s %s", run_id, reason)
+        store.fail_run(run_id, reason)
+        raise SystemExit(128 + stop.signum) from None
+    except _RunFailed as exc:
+        store.fail_run(run_id, str(exc))
+    except Exception as exc:
+        if isinstance(exc, UserError):  # the user's input: its message says it all, no traceback
+            log.warning("run %s failed during %s: %s", run_id, state["where"], readable(exc))
+        else:
+            log.exception("run %s failed during %s", run_id, state["where"])
+        store.fail_run(run_id, f"failed during {state['where']}: {readable(exc)}")
+    finally:
+        _restore_signal_handlers(previous)
+
+
+class _RunFailed(Exception):
+    """The run cannot go on (message already readable)."""
+
+
+def readable(exc: BaseException) -> str:
+    """A one-line reason: the message of errors meant for users, the type and message of anything else."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, UserError):
+        return text
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return f"{type(exc).__name__}: {text}"
+
+
+def _install_signal_handlers() -> dict:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    fired: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if fired:  # a second signal during the clean-up is ignored; the first one is being handled
+            return
+        fired.append(signum)
+        raise _Stopped(signum)
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_signal_handlers(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+class _exclusive:
+    """One run measures at a time per store (two sweeps on the same cores would distort each other's figures):
+    a queued run waits on a lock file, showing what it waits for."""
+
+    def __init__(self, store: RunStore, run_id: str, reporter: _Reporter):
+        self.path = Path(f"{store.path}.runner.lock")
+        self.store, self.run_id, self.reporter = store, run_id, reporter
+        self.fd: int | None = None
+
+    def __enter__(self) -> None:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        waiting = False
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if not waiting:
+                    running = [r["id"] for r in self.store.list_runs() if r["status"] == "running"]
+                    self.reporter.stage("waiting for run " + (running[0] if running else "another run") + " to finish")
+                    waiting = True
+                time.sleep(0.5)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+
+
+def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: dict) -> None:
+    from profiling.inputs.datasets import load_dataset
+    from profiling.inputs.models import resolve_model
+    from profiling.measure.env import fingerprint
+
+    try:
+        request = normalize_request(request, precheck=False)
+    except RequestError as exc:
+        raise _RunFailed(f"the stored request is not valid: {exc}") from None
+    settings = {**request["settings"], "workloads": request.get("workloads") or []}
+    state["t0"] = time.perf_counter()  # each variant's run_offset_s counts from here (profiling.measure.timing)
+    # OpenMP threads that spin while waiting make torch 5-20x slower as soon as another process shares the cores
+    # (measured here: MiniLM batch-1 median 210-510 ms spinning vs 29-55 ms passive with one busy neighbour);
+    # the profiling children inherit this. Set OMP_WAIT_POLICY yourself to measure with spinning.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env = fingerprint(settings["threads"])
+    env["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
+    store.set_run_env(run_id, env)
+
+    state["where"] = "loading the dataset"
+    rep.stage(state["where"])
+    data = load_dataset(request["dataset"])
+
+    state["where"] = "preparing the model"
+    rep.stage(state["where"])
+    last = [0.0]
+
+    def model_progress(frac: float, msg: str) -> None:
+        if time.monotonic() - last[0] >= UPDATE_EVERY_S or frac >= 1.0:
+            last[0] = time.monotonic()
+            rep.stage(f"preparing the model: {msg} ({frac:.0%})")
+
+    base = resolve_model(request["model"], data, progress=model_progress)
+    data = match_labels(base.meta, data)
+
+    state["where"] = "sampling the test split"
+    rep.stage(state["where"])
+    eval_idx, lat_idx = sample_indices(len(data.test_texts), settings["eval_size"], settings["seed"])
+    eval_texts = [data.test_texts[i] for i in eval_idx]
+    eval_labels = [data.test_labels[i] for i in eval_idx]
+    latency_texts = [data.test_texts[i] for i in lat_idx]
+    store.set_examples(run_id, eval_texts, eval_labels, data.label_names)
+
+    variants = store.variants(run_id)
+    original_preds: list[int] | None = None
+    for v in variants:
+        where = f"variant {v['idx'] + 1}/{len(variants)} {v['name']!r}"
+        preds = _run_variant(run_id, v, base, data, settings, eval_texts, eval_labels, latency_texts,
+                             original_preds, store, rep, state, where)
+        if v["idx"] == 0:
+            if preds is None:
+                error = next(x["error"] for x in store.variants(run_id) if x["idx"] == 0)
+                raise _RunFailed(f"the original model could not be profiled: {error}")
+            original_preds = preds
+
+
+def match_labels(meta: dict, data: Any) -> Any:
+    """Check the model's labels against the dataset's; reorder the dataset's labels to the model's order when the
+    names match in another order. Raises ValueError (user-facing) when they cannot match."""
+    from dataclasses import replace
+
+    from profiling.inputs.datasets import DatasetError
+
+    n_model = meta.get("num_labels")
+    names = list(data.label_names)
+    id2label = meta.get("id2label") or {}
+    model_names = [str(id2label.get(str(i), id2label.get(i, f"LABEL_{i}"))) for i in range(int(n_model or 0))]
+    if n_model is not None and int(n_model) != len(names):
+        raise DatasetError(
+            f"the model predicts {n_model} labels ({', '.join(model_names)}) but the dataset has {len(names)} "
+            f"classes ({', '.join(names)}); pick a model trained for these labels or a preset with random weights"
+        )
+    meaningful = model_names and not all(_GENERIC_LABEL.match(n.lower()) for n in model_names)
+    if meta.get("random_weights") or not meaningful:
+        return data
+    lower_model = [n.lower() for n in model_names]
+    if sorted(lower_model) != sorted(n.lower() for n in names):
+        raise DatasetError(
+            f"the model's labels ({', '.join(model_names)}) do not match the dataset's ({', '.join(names)})"
+        )
+    if lower_model == [n.lower() for n in names]:
+        return data
+    remap = [lower_model.index(n.lower()) for n in names]  # dataset index -> model index
+    by_lower = {n.lower(): n for n in names}
+    log.info("reordering the dataset's labels %s to the model's order %s", names, model_names)
+    return replace(data, label_names=[by_lower[m] for m in lower_model],
+                   train_labels=[remap[y] for y in data.train_labels],
+                   test_labels=[remap[y] for y in data.test_labels])
+
+
+def sample_indices(n_test: int, eval_size: int, seed: int) -> tuple[list[int], list[int]]:
+    """A seeded sample of the test split for evaluation, and a seeded sample of texts for latency."""
+    if n_test == 0:
+        raise _RunFailed("the dataset's test split is empty")
+    rng = random.Random(seed)
+    eval_idx = sorted(rng.sample(range(n_test), min(eval_size, n_test)))
+    lat_idx = random.Random(seed + 1).sample(range(n_test), min(LATENCY_TEXTS, n_test))
+    return eval_idx, lat_idx
+
+
+def _notes(configs: list, art: Any) -> list[str]:
+    notes: list[str] = []
+    for cfg in configs:
+        if cfg.deprecated:
+            notes.append(f"{cfg.label or cfg.name}: deprecated: {cfg.deprecated}")
+        if cfg.warning:
+            notes.append(f"{cfg.label or cfg.name}: {cfg.warning}")
+    notes.extend(str(n) for n in art.meta.get("notes") or [])
+    if art.meta.get("random_weights"):
+        notes.append("random weights: accuracy not meaningful")
+    return list(dict.fromkeys(notes))
+
+
+def _run_variant(run_id: str, v: dict, base: Any, data: Any, settings: dict, eval_texts: list[str],
+                 eval_labels: list[int], latency_texts: list[str], original_preds: list[int] | None,
+                 store: RunStore, rep: _Reporter, state: dict, where: str) -> list[int] | None:
+    """Build and profile one variant; returns its predictions, or None when it failed (recorded in the store)."""
+    idx = v["idx"]
+    t_build = time.perf_counter()
+    timing: dict[str, Any] = {"run_offset_s": t_build - state.get("t0", t_build)}
+    try:
+        state["where"] = f"building {where}"
+        rep.stage(state["where"])
+        rep.variant(idx, status="building", stage="building", progress=0.0, started_at=now_iso(), error=None)
+        configs, art = _build(v, base, data, settings, rep)
+        build_time_s = time.perf_counter() - t_build
+        timing["build_time_s"] = build_time_s
+        notes = _notes(configs, art)
+        rep.variant(idx, lineage=list(art.lineage), artifact=str(art.path), notes=notes)
+
+        state["where"] = f"profiling {where}"
+        rep.stage(state["where"])
+        rep.variant(idx, status="profiling", stage="starting a fresh process", progress=0.0)
+        t_profile = time.perf_counter()
+        result = _profile(run_id, idx, art, settings, eval_texts, latency_texts, store, rep)
+        profile_s = time.perf_counter() - t_profile
+        if not result.ok:
+            timing["timing_s"] = variant_timing(result.metrics, result.phases, build_time_s, profile_s)
+            rep.variant(idx, status="failed", error=result.error, metrics=_plain({**result.metrics, **timing}),
+                        finished_at=now_iso())
+            return None
+        t_after = time.perf_counter()
+        metrics = dict(result.metrics)
+        metrics.update(_figures(result.preds, eval_labels, len(data.label_names), original_preds))
+        metrics["param_count"] = art.meta.get("param_count") or param_count(art)
+        metrics["random_weights"] = bool(art.meta.get("random_weights"))
+        metrics["format"] = art.format
+        metrics["build_time_s"] = build_time_s
+        store.set_predictions(run_id, idx, result.preds, result.probs)
+        metrics["run_offset_s"] = timing["run_offset_s"]
+        # the final store write is the only part not counted: one small UPDATE
+        metrics["timing_s"] = variant_timing(metrics, result.phases, build_time_s, profile_s,
+                                             time.perf_counter() - t_after)
+        rep.variant(idx, status="done", stage="done", progress=1.0, metrics=_plain(metrics), finished_at=now_iso())
+        return list(result.preds)
+    except _Stopped:
+        raise
+    except Exception as exc:
+        if not isinstance(exc, UserError):  # a bug or an environment problem: keep its traceback in the log
+            log.exception("variant %s failed", where)
+        if "build_time_s" not in timing:  # failed while building: the time it took still counts
+            timing["build_time_s"] = time.perf_counter() - t_build
+            timing["timing_s"] = {"build": timing["build_time_s"]}
+        rep.variant(idx, status="failed", error=readable(exc), finished_at=now_iso(), **_failed_metrics(store, run_id,
+                    idx, timing))
+        return None
+
+
+def _failed_metrics(store: RunStore, run_id: str, idx: int, timing: dict) -> dict:
+    """The variant's stored metrics with the timing added (a failure after profiling keeps what it measured)."""
+    if "timing_s" not in timing:
+        return {}
+    stored = next((v["metrics"] for v in store.variants(run_id) if v["idx"] == idx), {})
+    return {"metrics": _plain({**stored, **timing})}
+
+
+def _build(v: dict, base: Any, data: Any, settings: dict, rep: _Reporter) -> tuple[list, Any]:
+    import compression
+    from compression.registry import Context
+    from profiling.jobs.presets import step_name
+
+    configs = [compression.config_from_json(c) for c in v["chain"]]
+    compression.check_chain(base.format, configs, base.meta)
+    art = base
+    n = len(configs)
+    for i, cfg in enumerate(configs):
+        label = step_name(cfg.to_json())
+
+        def progress(frac: float, msg: str, i: int = i, label: str = label) -> None:
+            rep.variant(v["idx"], force=False, stage=f"{label}: {msg}" if msg else label,
+                        progress=min(max((i + float(frac)) / n, 0.0), 1.0))
+
+        ctx = Context(train_texts=data.train_texts, train_labels=data.train_labels, label_names=data.label_names,
+                      progress=progress, seed=settings["seed"], threads=settings["threads"])
+        rep.variant(v["idx"], stage=f"{label}: starting", progress=i / n)
+        art = compression.apply(art, cfg, paths.artifacts_dir(), ctx)
+    return configs, art
+
+
+def _profile(run_id: str, idx: int, art: Any, settings: dict, eval_texts: list[str], latency_texts: list[str],
+             store: RunStore, rep: _Reporter) -> Any:
+    from profiling.measure.monitor import Workload, profile_in_child
+
+    live = {"samples": False, "phases": False}
+
+    def on_samples(samples: list) -> None:
+        live["samples"] = True
+        store.append_timeline(run_id, idx, samples, [])
+
+    def on_phase(name: str, t: float) -> None:
+        live["phases"] = True
+        store.append_timeline(run_id, idx, [], [(name, t)])
+        rep.variant(idx, stage=name)
+
+    def on_progress(frac: float, msg: str) -> None:
+        rep.variant(idx, force=False, stage=msg, progress=float(frac))
+
+    workload = Workload(eval_texts=eval_texts, latency_texts=latency_texts, batch_size=settings["batch_size"],
+                        ci_target_pct=settings.get("ci_target_pct", 0),
+                        latency_budget_s=settings.get("latency_budget_s", 0),
+                        repeats=settings["repeats"], warmup=settings["warmup"], threads=settings["threads"])
+    if settings.get("workloads"):  # the request's extra workloads, timed in the same child
+        from profiling.jobs.sweep import ShapedWorkload
+        from profiling.measure.workloads import MAX_RUN_PASSES
+
+        workload = ShapedWorkload(**vars(workload), workloads=settings["workloads"],
+                                  workload_repeats=min(settings["repeats"], MAX_RUN_PASSES))
+    result = profile_in_child(art.path, workload, on_samples=on_samples, on_phase=on_phase, on_progress=on_progress)
+    # Whatever the callbacks did not deliver live is stored now, so the timeline is always complete.
+    missing_samples = [] if live["samples"] else list(result.samples)
+    missing_phases = [] if live["phases"] else list(result.phases)
+    store.append_timeline(run_id, idx, missing_samples, missing_phases)
+    return result
+
+
+def _figures(preds: list[int], labels: list[int], n_labels: int, original: list[int] | None) -> dict:
+    from profiling.measure.evaluation import agreement, classification_metrics
+
+    out: dict[str, Any] = {}
+    if preds and len(preds) == len(labels):
+        out.update(classification_metrics(labels, preds, n_labels))
+    if original is None:  # this is the original
+        out["agreement"] = 1.0 if preds else None
+    else:
+        out["agreement"] = agreement(preds, original) if preds and len(original) == len(preds) else None
+    return out
+
+
+def param_count(art: Any) -> int | None:
+    """Parameters of an hf artifact read from the safetensors header (no torch needed); None for other formats."""
+    import json
+    import math
+    import struct
+
+    path = Path(art.path) / "model.safetensors"
+    if art.format != "hf" or not path.is_file():
+        return None
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        return sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+    except (OSError, ValueError, KeyError, struct.error):
+        return None
+
+
+def _plain(metrics: dict) -> dict:
+    """JSON-ready copy (numpy scalars and arrays to Python)."""
+    out = {}
+    for k, v in metrics.items():
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        elif hasattr(v, "item"):
+            v = v.item()
+        out[k] = v
+    return out

