@@ -18,45 +18,20 @@ from typing import Any
 
 from compression.errors import UserError
 from profiling import paths
+from profiling import settings as _settings
 from profiling.measure.timing import variant_timing
+from profiling.settings import Settings, SettingsError
 from profiling.store.runs import RunStore, now_iso, process_alive
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SETTINGS: dict[str, int] = {"threads": 2, "batch_size": 8, "repeats": 30, "warmup": 3, "eval_size": 300,
-                                    "seed": 0, "ci_target_pct": 2, "latency_budget_s": 10}
-SETTING_LIMITS: dict[str, tuple[int, int]] = {
-    "threads": (1, 64),
-    "batch_size": (1, 256),
-    "repeats": (1, 10_000),
-    "warmup": (0, 1_000),
-    "eval_size": (1, 100_000),
-    "seed": (0, 2**31 - 1),
-    "ci_target_pct": (0, 50),
-    "latency_budget_s": (0, 3_600),
-}
-SETTING_HELP: dict[str, str] = {
-    "threads": "CPU threads each variant may use (fixed and recorded; 2 matches this machine's cores).",
-    "batch_size": "Batch size N for the second latency measurement, throughput and evaluation.",
-    "repeats": "Minimum timed repetitions per latency figure (after warm-up); raw values are kept.",
-    # no percent signs in these texts: argparse %-formats help strings (the CLI builds --options from them)
-    "ci_target_pct": "More repeats until the median latency's 95 percent bootstrap interval is within \u00b1 this "
-                     "many percent (0: exactly the minimum repeats).",
-    "latency_budget_s": "Time budget in seconds per variant for the extra repeats (both latency figures together).",
-    "warmup": "Untimed calls before timing, so one-off costs do not count as steady state.",
-    "eval_size": "Test examples (a seeded sample of the test split) used for accuracy and changed predictions.",
-    "seed": "Seed of the evaluation sample and of the techniques' random choices.",
-}
-# Latency protocols: named values of the settings that decide how long each latency figure is timed. "quick" gives
-# every variant a first figure sooner (fewer minimum repeats, a looser interval target, a smaller budget);
-# "thorough" is the default. Settings given explicitly win over the protocol's.
-PROTOCOLS: dict[str, dict[str, int]] = {
-    "quick": {"repeats": 10, "ci_target_pct": 5, "latency_budget_s": 4},
-    "thorough": {k: DEFAULT_SETTINGS[k] for k in ("repeats", "ci_target_pct", "latency_budget_s")},
-}
-PROTOCOL_HELP = ("How long latency is timed: 'quick' (fewer repeats, a wider interval target, a smaller budget: first "
-                 "figures sooner) or 'thorough' (the default settings); explicit --repeats, --ci-target-pct and "
-                 "--latency-budget-s win over it.")
+# The settings themselves (defaults, limits, help, protocols) are described once in profiling.settings; these names
+# stay for the CLI, the benchmarks and the tests that import them from here.
+DEFAULT_SETTINGS: dict[str, int] = _settings.DEFAULTS.to_dict()
+SETTING_LIMITS: dict[str, tuple[int, int]] = Settings.limits()
+SETTING_HELP: dict[str, str] = Settings.help()
+PROTOCOLS: dict[str, dict[str, int]] = _settings.PROTOCOLS
+PROTOCOL_HELP: str = _settings.PROTOCOL_HELP
 MAX_VARIANTS = 40
 # A CSV up to this size is loaded (classes, rows per class) before a run is created; a bigger one is checked by its
 # header only and loaded by the run itself (loading is cached per process, so the run does not read it twice).
@@ -240,26 +215,10 @@ def _check_labels_match(model: str, dataset: dict) -> None:
 
 
 def _check_settings(settings: Any) -> dict:
-    if settings is None:
-        settings = {}
-    if not isinstance(settings, dict):
-        raise RequestError("settings must be a dict")
-    unknown = set(settings) - set(DEFAULT_SETTINGS)
-    if unknown:
-        raise RequestError(f"unknown setting {', '.join(sorted(unknown))}; settings: {', '.join(DEFAULT_SETTINGS)}")
-    out = {}
-    for key, default in DEFAULT_SETTINGS.items():
-        value = settings.get(key, default)
-        lo, hi = SETTING_LIMITS[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)
-            else:
-                raise RequestError(f"{key.replace('_', ' ')} must be a whole number, got {value!r}")
-        if not lo <= value <= hi:
-            raise RequestError(f"{key.replace('_', ' ')} must be between {lo} and {hi}, got {value}")
-        out[key] = value
-    return out
+    try:
+        return Settings.from_dict(settings).to_dict()
+    except SettingsError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def _check_variants(variants: Any) -> list[dict]:
