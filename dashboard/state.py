@@ -81,36 +81,32 @@ def presets() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-_SETTINGS = {"threads": 2, "batch_size": 8, "repeats": 30, "warmup": 3, "eval_size": 300, "seed": 0}
-_SETTINGS_HELP = {
-    "threads": "CPU threads each variant may use (fixed and recorded).",
-    "batch_size": "Batch size N for the second latency measurement, throughput and evaluation.",
-    "repeats": "Timed repetitions per latency figure (after warm-up); raw values are kept.",
-    "warmup": "Untimed calls before timing, so one-off costs do not count as steady state.",
-    "eval_size": "Test examples (a seeded sample of the test split) used for accuracy and changed predictions.",
-    "seed": "Seed of the evaluation sample and of the techniques' random choices.",
-}
-
-
-def _runner_attr(name: str, fallback: dict) -> dict:
-    try:
-        from profiling.jobs import runner
-    except ImportError:
-        return dict(fallback)
-    value = getattr(runner, name, None)
-    return {**fallback, **value} if isinstance(value, dict) else dict(fallback)
+# The measurement settings are described once, in profiling.settings (defaults, limits, labels and help per field).
 
 
 def default_settings() -> dict[str, int]:
-    """The runner's default measurement settings."""
-    return _runner_attr("DEFAULT_SETTINGS", _SETTINGS)
+    """The default measurement settings (profiling.settings.DEFAULTS)."""
+    from profiling.settings import DEFAULTS
+
+    return DEFAULTS.to_dict()
 
 
 def setting_limits() -> dict[str, tuple[int, int]]:
-    """Allowed (min, max) per setting, as the runner validates them."""
-    return _runner_attr("SETTING_LIMITS", {})
+    """Allowed (min, max) per setting, as the runner validates them (the fields' metadata)."""
+    from profiling.settings import Settings
+
+    return Settings.limits()
 
 
 def setting_help() -> dict[str, str]:
-    """Help text per setting."""
-    return _runner_attr("SETTING_HELP", _SETTINGS_HELP)
+    """Help text per setting (the fields' metadata)."""
+    from profiling.settings import Settings
+
+    return Settings.help()
+
+
+def setting_labels() -> dict[str, str]:
+    """Widget label per setting (the fields' metadata)."""
+    from profiling.settings import Settings
+
+    return Settings.labels()
