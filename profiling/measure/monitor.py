@@ -21,10 +21,10 @@ from typing import Any
 from compression.artifact import Artifact
 from profiling.measure.child import PARENT_PID_ENV
 from profiling.measure.memory import RssSampler, Sample, SamplesCallback, backend
+from profiling.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 MISSED_PEAK_REL = 0.01  # a high-water mark more than 1 % above the sampled peak: a spike the samples missed
 PhaseCallback = Callable[[str, float], None]
 ProgressCallback = Callable[[float, str], None]
