@@ -93,6 +93,29 @@ def test_preset_ticks_every_technique_and_plans_the_reference_sequence(open_page
     assert next(m.value for m in at.markdown if "to measure:**" in m.value).startswith("**1 variant to measure")
 
 
+def test_settings_inputs_take_limits_defaults_and_help_from_the_settings_metadata(open_page, app_env, store,
+                                                                                 fake_launch):
+    import dataclasses
+    import os
+
+    from profiling.settings import DEFAULTS, Settings
+
+    at = open_page()
+    inputs = {w.key.removeprefix("set_"): w for w in at.number_input if w.key and w.key.startswith("set_")}
+    assert set(inputs) == set(Settings.names())
+    for f in dataclasses.fields(Settings):
+        w, meta = inputs[f.name], f.metadata
+        cap = max(1, min(meta["max"], os.cpu_count() or 1)) if f.name == "threads" else meta["max"]  # this machine
+        assert (w.min, w.max) == (meta["min"], cap), f.name
+        assert w.value == min(f.default, cap), f.name
+        assert w.help.startswith(meta["help"]), f.name
+    inputs["repeats"].set_value(Settings.limits()["repeats"][1]).run()
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert fake_launch[0]["settings"] == {**DEFAULTS.to_dict(), "threads": min(DEFAULTS.threads, inputs["threads"].max),
+                                          "repeats": Settings.limits()["repeats"][1]}
+
+
 def test_launch_creates_a_run_and_the_page_follows_it(open_page, app_env, store, fake_launch):
     at = open_page()
     at.checkbox(key="tick_prune-heads").check().run()
