@@ -454,23 +454,46 @@ class _exclusive:
 
 
 def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: dict) -> None:
-    from profiling.inputs.datasets import load_dataset
-    from profiling.inputs.models import resolve_model
-    from profiling.measure.env import fingerprint
-
     try:
         request = normalize_request(request, precheck=False)
     except RequestError as exc:
         raise _RunFailed(f"the stored request is not valid: {exc}") from None
     settings = {**request["settings"], "workloads": request.get("workloads") or []}
     state["t0"] = time.perf_counter()  # each variant's run_offset_s counts from here (profiling.measure.timing)
+    _record_env(run_id, settings["threads"], store)
+    base, data = _load_inputs(request, rep, state)
+    eval_texts, eval_labels, latency_texts = _sample_examples(run_id, data, settings, store, rep, state)
+
+    variants = store.variants(run_id)
+    original_preds: list[int] | None = None
+    for v in variants:
+        where = f"variant {v['idx'] + 1}/{len(variants)} {v['name']!r}"
+        preds = _run_variant(run_id, v, base, data, settings, eval_texts, eval_labels, latency_texts,
+                             original_preds, store, rep, state, where)
+        if v["idx"] == 0:
+            if preds is None:
+                error = next(x["error"] for x in store.variants(run_id) if x["idx"] == 0)
+                raise _RunFailed(f"the original model could not be profiled: {error}")
+            original_preds = preds
+
+
+def _record_env(run_id: str, threads: int, store: RunStore) -> None:
+    """Fix the OpenMP wait policy for this process and its children, and store the machine's fingerprint."""
+    from profiling.measure.env import fingerprint
+
     # OpenMP threads that spin while waiting make torch 5-20x slower as soon as another process shares the cores
     # (measured here: MiniLM batch-1 median 210-510 ms spinning vs 29-55 ms passive with one busy neighbour);
     # the profiling children inherit this. Set OMP_WAIT_POLICY yourself to measure with spinning.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    env = fingerprint(settings["threads"])
+    env = fingerprint(threads)
     env["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
     store.set_run_env(run_id, env)
+
+
+def _load_inputs(request: dict, rep: _Reporter, state: dict) -> tuple[Any, Any]:
+    """The dataset, then the base model resolved for it; returns (model artifact, dataset in the model's order)."""
+    from profiling.inputs.datasets import load_dataset
+    from profiling.inputs.models import resolve_model
 
     state["where"] = "loading the dataset"
     rep.stage(state["where"])
@@ -486,8 +509,12 @@ def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: d
             rep.stage(f"preparing the model: {msg} ({frac:.0%})")
 
     base = resolve_model(request["model"], data, progress=model_progress)
-    data = match_labels(base.meta, data)
+    return base, match_labels(base.meta, data)
 
+
+def _sample_examples(run_id: str, data: Any, settings: dict, store: RunStore, rep: _Reporter,
+                     state: dict) -> tuple[list[str], list[int], list[str]]:
+    """The seeded evaluation sample (stored with the run) and the latency texts."""
     state["where"] = "sampling the test split"
     rep.stage(state["where"])
     eval_idx, lat_idx = sample_indices(len(data.test_texts), settings["eval_size"], settings["seed"])
@@ -495,18 +522,7 @@ def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: d
     eval_labels = [data.test_labels[i] for i in eval_idx]
     latency_texts = [data.test_texts[i] for i in lat_idx]
     store.set_examples(run_id, eval_texts, eval_labels, data.label_names)
-
-    variants = store.variants(run_id)
-    original_preds: list[int] | None = None
-    for v in variants:
-        where = f"variant {v['idx'] + 1}/{len(variants)} {v['name']!r}"
-        preds = _run_variant(run_id, v, base, data, settings, eval_texts, eval_labels, latency_texts,
-                             original_preds, store, rep, state, where)
-        if v["idx"] == 0:
-            if preds is None:
-                error = next(x["error"] for x in store.variants(run_id) if x["idx"] == 0)
-                raise _RunFailed(f"the original model could not be profiled: {error}")
-            original_preds = preds
+    return eval_texts, eval_labels, latency_texts
 
 
 def match_labels(meta: dict, data: Any) -> Any:
