@@ -113,3 +113,12 @@ def test_the_cli_offers_every_setting_with_its_help():
         assert f.metadata["help"] in options[f.name].help and options[f.name].type is int
     assert options["protocol"].choices == PROTOCOL_META["choices"]
     run.format_help()  # no stray percent sign in any help text
+
+
+def test_the_dashboard_reads_the_same_description():
+    from dashboard import state
+
+    assert state.default_settings() == DEFAULTS.to_dict()
+    assert state.setting_limits() == Settings.limits()
+    assert state.setting_help() == Settings.help()
+    assert state.setting_labels() == Settings.labels()
