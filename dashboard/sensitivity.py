@@ -132,7 +132,7 @@ def _exclude_box(result: dict[str, Any]) -> None:
         if col.button(f"Use in {technique}", key=f"sensitivity-use-{technique}",
                       help=f"Opens the Run page with {technique} ticked and exclude_layers set to the {len(names)} "
                       "most sensitive layers above."):
-            from dashboard.widgets import prefill_technique
+            from dashboard.techniques import prefill_technique
 
             prefill_technique(technique, exclude_layers=value)
             st.switch_page("pages/run.py")

@@ -8,7 +8,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import share, state, widgets
+from dashboard import share, state
+from dashboard.guard import page_guard
+from dashboard.run_view import show_results_table
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,7 @@ def compare_section(store: Any, runs: dict[str, dict]) -> None:
             st.markdown(f"**{r.get('model', '?')} · {r.get('dataset', '?')}**  \n:gray[{rid} · {r['status']}]")
             if r.get("error"):
                 st.error(r["error"])
-            widgets.show_results_table(store, rid)
+            show_results_table(store, rid)
             st.page_link("pages/results.py", label="Open", icon=":material/insights:", query_params={"run": rid})
     labels = {rid: f"{runs[rid].get('model', '?')} · {runs[rid].get('dataset', '?')} ({rid})" for rid in chosen}
     st.plotly_chart(compare_figure(compare_frame(store, chosen, labels)), config={"displaylogo": False})
@@ -222,5 +224,5 @@ def main() -> None:
         delete_section(store, runs)
 
 
-with widgets.page_guard("the History page"):
+with page_guard("the History page"):
     main()

@@ -8,7 +8,8 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import hardware, state, sweep, widgets
+from dashboard import hardware, pickers, run_view, state, sweep, technique_picker
+from dashboard.guard import page_guard
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def run_panel(run_id: str) -> None:
 
     @st.fragment(run_every=1.0 if active else None)
     def live() -> None:
-        with widgets.page_guard("the run's progress"):
+        with page_guard("the run's progress"):
             store.reap_dead_runs()
             now = store.get_run(run_id)
             if now is None:
@@ -93,13 +94,13 @@ def draw_run(store: Any, run: dict) -> None:
     timelines = {name: tl for name, tl in timelines.items() if tl.get("t")}
     running = next((v["name"] for v in variants if v["status"] == "profiling"), None)
     if timelines:
-        st.plotly_chart(widgets.memory_figure(timelines, running), key=None, config={"displaylogo": False})
+        st.plotly_chart(run_view.memory_figure(timelines, running), key=None, config={"displaylogo": False})
     elif run["status"] in ACTIVE:
         st.caption("The memory timeline appears as soon as the first variant is being profiled.")
 
     if variants:
         st.markdown("**Results so far**" if run["status"] in ACTIVE else "**Results**")
-        widgets.show_results_table(store, run_id, variants)
+        run_view.show_results_table(store, run_id, variants)
     if run["status"] == "done":
         st.success(
             f"Finished: {sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants measured.",
@@ -195,15 +196,15 @@ def _elapsed(run: dict) -> str:
 
 def setup_form() -> None:
     st.markdown("#### 1 · Model")
-    model, model_errors = widgets.model_picker()
+    model, model_errors = pickers.model_picker()
     st.markdown("#### 2 · Labeled data")
-    dataset, data_errors = widgets.dataset_picker()
+    dataset, data_errors = pickers.dataset_picker()
     st.markdown("#### 3 · Techniques")
     hardware.render()  # this CPU's instruction sets; the picker warns under techniques it cannot speed up
-    variants, tech_errors = widgets.technique_picker(model)
-    widgets.extra_variants_editor()
+    variants, tech_errors = technique_picker.technique_picker(model)
+    technique_picker.extra_variants_editor()
     st.markdown("#### 4 · Measurement")
-    settings = widgets.settings_picker()
+    settings = pickers.settings_picker()
     workloads = sweep.workloads_picker(settings["batch_size"])
 
     st.divider()
@@ -280,5 +281,5 @@ def main() -> None:
     setup_form()
 
 
-with widgets.page_guard("the Run page"):
+with page_guard("the Run page"):
     main()

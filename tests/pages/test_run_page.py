@@ -216,8 +216,8 @@ def test_bad_uploads_give_a_clear_error_and_no_run(open_page, app_env, store, fa
 
 
 def test_an_upload_over_the_size_limit_is_refused(open_page, app_env, store, fake_launch, monkeypatch):
-    from dashboard import widgets
-    monkeypatch.setattr(widgets, "MAX_UPLOAD_MIB", 0.001)  # ~1 KiB instead of 200 MiB
+    from dashboard import upload
+    monkeypatch.setattr(upload, "MAX_UPLOAD_MIB", 0.001)  # ~1 KiB instead of 200 MiB
     at = _upload(open_page(), "big.csv", b"text,label\n" + b"some words,1\n" * 200)
     assert any("the limit is" in e for e in texts(at.error)), texts(at.error)
     assert at.button(key="launch").disabled

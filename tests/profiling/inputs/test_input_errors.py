@@ -172,7 +172,7 @@ def test_readable_keeps_the_type_of_a_bug_only() -> None:
 
 
 def test_page_guard_message_shows_the_type_of_a_bug_only() -> None:
-    from dashboard.widgets import _message
+    from dashboard.guard import _message
 
     assert _message(ModelError("no such folder: /x")) == "no such folder: /x"
     assert _message(ValueError("math domain error")) == "ValueError: math domain error"

@@ -1,0 +1,204 @@
+"""Run-page pickers for the model, the dataset and the measurement settings (each returns its spec and problems)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard import state
+from dashboard.guard import problem
+from dashboard.upload import upload_picker
+
+SOURCES = ("Default classifier", "Architecture preset", "Hugging Face Hub", "Local folder")
+RANDOM_WEIGHTS = "random weights: accuracy not meaningful"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+# ---- model -----------------------------------------------------------------------------------------------
+
+
+def model_picker() -> tuple[str | None, list[str]]:
+    """The model spec for the request, and the problems that block a launch."""
+    choices = state.model_choices()
+    source = st.radio(
+        "Model source",
+        SOURCES,
+        horizontal=True,
+        key="model_source",
+        help="Bundled default classifiers work offline. Presets have the shape of a real model but random "
+        "weights (size, memory and speed only). A Hub id needs internet access; a local folder must hold a "
+        "Hugging Face sequence classifier (config.json + weights + tokenizer).",
+    )
+    if source == SOURCES[0]:
+        options = [s for s in choices if s == "default" or s.startswith("default:")] or ["default"]
+        spec = st.selectbox(
+            "Classifier",
+            options,
+            key="model_default",
+            format_func=lambda s: "default: the classifier for the chosen dataset" if s == "default" else s,
+            help="'default' picks the bundled classifier fine-tuned for the chosen dataset (built once on first "
+            "use, a few minutes, then cached).",
+        )
+        st.caption(choices.get(spec, ""))
+        return spec, []
+    if source == SOURCES[1]:
+        options = [s for s in choices if s.startswith("preset:")]
+        spec = st.selectbox(
+            "Architecture preset",
+            options,
+            key="model_preset",
+            format_func=lambda s: f"{s.removeprefix('preset:')} ({RANDOM_WEIGHTS})",
+            help="Built from the architecture's config with random weights: disk, RAM, load time and latency are "
+            "realistic, accuracy is not.",
+        )
+        st.warning(f"**{RANDOM_WEIGHTS}.** {choices.get(spec, '')}", icon=":material/casino:")
+        return spec, []
+    if source == SOURCES[2]:
+        hub_id = st.text_input(
+            "Hugging Face Hub model id",
+            key="model_hub",
+            placeholder="org/name, e.g. cardiffnlp/twitter-roberta-base-sentiment-latest",
+            help="A sequence-classification model on the Hugging Face Hub. Downloaded by the run in the "
+            "background (remote code is never run). Needs internet access.",
+        ).strip()
+        return _check_hub_id(hub_id)
+    folder = st.text_input(
+        "Local model folder",
+        key="model_path",
+        placeholder="/path/to/a/saved/model",
+        help="A folder written by save_pretrained: config.json, model.safetensors (or pytorch_model.bin) and "
+        "the tokenizer files.",
+    ).strip()
+    from profiling.inputs.model_roots import describe_roots, model_roots
+
+    if model_roots() is not None:  # a shared deployment: say which folders are accepted before any is typed
+        st.caption(f"On this server {describe_roots()}.")
+    return _check_folder(folder)
+
+
+def _check_hub_id(hub_id: str) -> tuple[str | None, list[str]]:
+    hub_id = hub_id.removeprefix("hub:").removeprefix("https://huggingface.co/").strip("/")
+    if not hub_id:
+        return None, problem("Enter a Hugging Face Hub model id (org/name).", missing=True)
+    if not _HUB_ID.match(hub_id) or "--" in hub_id or ".." in hub_id:
+        return None, problem(f"{hub_id!r} is not a valid Hub model id: use the form org/name (letters, digits, - _ .).")
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on") and not _in_hub_cache(hub_id):
+        return None, problem(
+            f"The Hugging Face Hub is switched off on this machine (HF_HUB_OFFLINE=1) and {hub_id!r} is not in "
+            "the local Hugging Face cache. Pick a bundled default classifier, a preset or a local folder."
+        )
+    return f"hub:{hub_id}", []
+
+
+def _in_hub_cache(hub_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(hub_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an unusual cache layout: let the run decide
+        return False
+
+
+def _check_folder(folder: str) -> tuple[str | None, list[str]]:
+    if not folder:
+        return None, problem("Enter the path of a local model folder.", missing=True)
+    from profiling.inputs.model_roots import FolderNotAllowed, allowed_folder
+
+    try:  # before anything looks at the folder: a refused path says nothing about what is there
+        allowed_folder(folder)
+    except FolderNotAllowed as exc:
+        text = str(exc)
+        return None, problem(f"{text[:1].upper()}{text[1:]}.")
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        return None, problem(f"No folder at {path}.")
+    if not (path / "config.json").is_file():
+        return None, problem(f"{path} has no config.json: it is not a saved Hugging Face model folder.")
+    if not (path / "artifact.json").is_file():  # pickle weights, custom code: refused before launch (file names only)
+        from profiling.inputs.models import ModelError, check_local_folder
+
+        try:
+            check_local_folder(path)
+        except ModelError as exc:
+            return None, problem(str(exc))
+    return f"path:{path.resolve()}", []
+
+
+# ---- dataset ---------------------------------------------------------------------------------------------
+
+
+def dataset_picker() -> tuple[dict[str, Any] | None, list[str]]:
+    """The dataset spec for the request, and the problems that block a launch."""
+    bundled = state.bundled_datasets()
+    labels = {name: f"Bundled: {name}" for name in bundled}
+    options = [*bundled, "upload"]
+    choice = st.radio(
+        "Labeled dataset",
+        options,
+        key="dataset_choice",
+        horizontal=True,
+        format_func=lambda o: "Upload a CSV" if o == "upload" else labels[o],
+        help="Evaluation uses a fixed, seeded, stratified test split; training steps (distillation, importance "
+        "scores) only see the train split.",
+    )
+    if choice != "upload":
+        st.caption(bundled.get(choice, ""))
+        return {"kind": "bundled", "name": choice}, []
+    return upload_picker()
+
+
+# ---- measurement settings -------------------------------------------------------------------------------
+
+
+def settings_picker() -> dict[str, int]:
+    """Threads, batch size, repeats, evaluation sample size; warm-up and seed under "more" (help text on each)."""
+    d, limits, helps = state.default_settings(), state.setting_limits(), state.setting_help()
+    cores = os.cpu_count() or 1
+    labels = {
+        "threads": "Threads",
+        "batch_size": "Batch size",
+        "repeats": "Repeats",
+        "eval_size": "Evaluation sample",
+        "warmup": "Warm-up calls",
+        "seed": "Seed",
+        "ci_target_pct": "Latency interval target (\u00b1 %)",
+        "latency_budget_s": "Extra-repeat budget (s)",
+    }
+    extra_help = {
+        "threads": f" This machine has {cores} core(s).",
+        "eval_size": " Capped at the size of the test split.",
+    }
+    out: dict[str, int] = {}
+
+    def number(col: Any, key: str) -> None:
+        lo, hi = limits.get(key, (0, 2**31 - 1))
+        if key == "threads":
+            hi = max(1, min(hi, cores))
+        value = min(max(int(d[key]), lo), hi)
+        out[key] = int(
+            col.number_input(
+                labels[key],
+                min_value=lo,
+                max_value=hi,
+                value=value,
+                step=1,
+                key=f"set_{key}",
+                help=helps.get(key, labels[key]) + extra_help.get(key, ""),
+            )
+        )
+
+    cols = st.columns(4)
+    for col, key in zip(cols, ("threads", "batch_size", "repeats", "eval_size"), strict=True):
+        number(col, key)
+    with st.expander("More measurement settings"):
+        w1, w2 = st.columns(2)
+        number(w1, "warmup")
+        number(w2, "seed")
+        if "ci_target_pct" in d:
+            a1, a2 = st.columns(2)
+            number(a1, "ci_target_pct")
+            number(a2, "latency_budget_s")
+    return out

@@ -1,0 +1,94 @@
+"""The CSV upload on the Run page: size limit, content-addressed storage, column choice and a summary."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from dashboard import state
+from dashboard.guard import problem
+from profiling import paths
+
+MAX_UPLOAD_MIB = 200  # the same limit as .streamlit/config.toml's server.maxUploadSize
+
+
+def upload_picker() -> tuple[dict[str, Any] | None, list[str]]:
+    upload = st.file_uploader(
+        "CSV file",
+        type=["csv", "tsv"],
+        key="dataset_upload",
+        help=f"A header row, one text column and one label column (names or integers). Up to {MAX_UPLOAD_MIB} MiB. "
+        "The file is stored in the data folder and read as plain text.",
+    )
+    if upload is None:
+        return None, problem("Upload a CSV file, or pick a bundled dataset.", missing=True)
+    data = upload.getvalue()
+    if not data.strip():
+        return None, problem(f"{upload.name} is empty: there is nothing to read.")
+    if len(data) > MAX_UPLOAD_MIB * 2**20:
+        return None, problem(f"{upload.name} is {len(data) / 2**20:.3g} MiB; the limit is {MAX_UPLOAD_MIB:g} MiB.")
+    path, digest = save_upload(data, upload.name)
+    try:
+        columns = state.csv_columns(str(path), digest)
+    except ValueError as exc:
+        return None, problem(f"Cannot read {upload.name}: {exc}")
+    if len(columns) < 2:
+        return None, problem(
+            f"{upload.name} has {len(columns)} column(s) ({', '.join(map(repr, columns)) or 'none'}); it needs a "
+            "text column and a label column (is it comma-, semicolon- or tab-separated with a header row?)."
+        )
+    c1, c2 = st.columns(2)
+    text_col = c1.selectbox(
+        "Text column",
+        columns,
+        index=_guess(columns, ("text", "sentence", "review", "tweet", "content")),
+        key=f"csv_text_{digest}",
+        help="The column holding the texts to classify.",
+    )
+    label_col = c2.selectbox(
+        "Label column",
+        columns,
+        index=_guess(columns, ("label", "labels", "category", "class", "sentiment", "target"), fallback=1),
+        key=f"csv_label_{digest}",
+        help="The column holding each text's class (a name or an integer).",
+    )
+    if text_col == label_col:
+        return None, problem("Choose different columns for the text and the label.")
+    try:
+        summary = state.csv_summary(str(path), digest, text_col, label_col)
+    except ValueError as exc:
+        return None, problem(f"{upload.name} cannot be used: {exc}")
+    if len(summary["label_names"]) < 2:
+        return None, problem(
+            f"{upload.name}: the label column {label_col!r} has a single class; it needs at least two."
+        )
+    st.caption(
+        f"{summary['n_train']} train / {summary['n_test']} test rows; classes: "
+        f"{', '.join(summary['label_names'][:12])}{' …' if len(summary['label_names']) > 12 else ''}. {summary['note']}"
+    )
+    return {"kind": "csv", "path": str(path), "text_column": text_col, "label_column": label_col}, []
+
+
+def save_upload(data: bytes, name: str) -> tuple[Path, str]:
+    """Store the uploaded bytes as ``<data>/uploads/<hash>.csv`` (content-addressed; never unpickled)."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    folder = paths.data_dir() / "uploads"
+    folder.mkdir(parents=True, exist_ok=True)
+    suffix = ".tsv" if name.lower().endswith(".tsv") else ".csv"
+    path = folder / f"{digest}{suffix}"
+    if not path.is_file():
+        tmp = path.with_suffix(suffix + ".partial")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path, digest
+
+
+def _guess(columns: list[str], names: tuple[str, ...], fallback: int = 0) -> int:
+    lower = [c.lower() for c in columns]
+    for name in names:
+        if name in lower:
+            return lower.index(name)
+    return min(fallback, len(columns) - 1)
