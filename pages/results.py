@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 import pandas as pd
 import streamlit as st
 
 from dashboard import hardware, share, sweep, timeline, trust
+from dashboard.guard import page_guard
 from profiling.report import figures as plots
 from profiling.report import frames as rd
 from profiling.report import runtime_split
-
-log = logging.getLogger(__name__)
 
 RUN_KEY = "results_run"
 REFRESH_S = 3.0
@@ -406,49 +404,39 @@ def _live(store, run_id: str) -> None:
     run = store.get_run(run_id)
     if run is not None and run["status"] not in ("queued", "running"):
         st.rerun()  # finished: redraw the whole page once, without the timer
-    _safely(show_run, store, run_id)
+    with _guard():
+        show_run(store, run_id)
 
 
-def _safely(fn, *args) -> None:
-    try:
-        fn(*args)
-    except Exception as exc:  # the presenter must never see a traceback
-        log.exception("the Results page failed")
-        st.error(
-            f"The Results page could not show this run: {exc}. Nothing stored was changed; pick another run "
-            "or reload the page."
-        )
+def _guard():
+    """The page guard with the Results page's words (the presenter never sees a traceback)."""
+    return page_guard(
+        "this run",
+        headline="The Results page could not show this run",
+        advice="Nothing stored was changed; pick another run or reload the page.",
+    )
 
 
 def main() -> None:
-    from dashboard.entry import through_app
-
-    through_app()  # started without app.py (login, read-only page list): go through it
     st.title("Results")
-    try:
-        store = _store()
-        runs = store.list_runs()
-        if not runs:
-            st.info(
-                "No runs yet. Open the **Run** page, choose a model, a dataset and techniques, and click "
-                "**Launch**: the results of the sweep appear here as the variants finish.",
-                icon=":material/info:",
-            )
-            return
-        run_id = share.shared_run(runs) if share.shared_view() else _pick_run(runs)
-        if run_id is None:
-            return
-        status = next((r["status"] for r in runs if r["id"] == run_id), None)
-        if status in ("queued", "running"):
-            _live(store, run_id)
-        else:
-            _safely(show_run, store, run_id)
-    except Exception as exc:  # the presenter must never see a traceback
-        log.exception("the Results page failed")
-        st.error(
-            f"The Results page could not show this run: {exc}. Nothing stored was changed; pick another run "
-            "or reload the page."
+    store = _store()
+    runs = store.list_runs()
+    if not runs:
+        st.info(
+            "No runs yet. Open the **Run** page, choose a model, a dataset and techniques, and click "
+            "**Launch**: the results of the sweep appear here as the variants finish.",
+            icon=":material/info:",
         )
+        return
+    run_id = share.shared_run(runs) if share.shared_view() else _pick_run(runs)
+    if run_id is None:
+        return
+    status = next((r["status"] for r in runs if r["id"] == run_id), None)
+    if status in ("queued", "running"):
+        _live(store, run_id)
+    else:
+        show_run(store, run_id)
 
 
-main()
+with _guard():  # goes through app.py first when this page was started without it
+    main()

@@ -156,7 +156,8 @@ def test_an_unexpected_error_is_a_friendly_message_not_a_traceback(store, monkey
     run_id = build_fake_run(store)
     at = _run({"run": run_id})
     assert not at.exception
-    assert any("could not show this run: plotting exploded" in e.value for e in at.error)
+    assert any("could not show this run: RuntimeError: plotting exploded." in e.value for e in at.error)
+    assert any(x.label == "Details" for x in at.expander)  # where it was raised, folded away
     assert _summary(at) is not None  # what was drawn before the failure stays on the page
 
 
