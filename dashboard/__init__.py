@@ -8,10 +8,14 @@ def _leave_legacy_pages_mode() -> None:
     lasts until app.py has called ``st.navigation`` once. The first visit after a server start to ``/results?run=...``
     or ``/history`` would run that page file alone (legacy sidebar, no page config). Every page imports this
     package, so the first such run switches the mode off, as st.navigation itself does, and reruns the same page
-    (same page hash, same query) through app.py. Outside a script run (unit tests, the CLI) it does nothing."""
+    (same page hash, same query) through app.py. Outside a script run (unit tests, the CLI) it does nothing.
+
+    Still needed beside dashboard.entry.through_app (which runs app.py in place on later such runs): without this
+    first rerun a fresh server answers a deep link with "Page not found" (tests/browser/test_share_browser.py).
+    It loads no Streamlit of its own: the CLI and profiling.report.html stay free of it (tests/dashboard/test_entry.py)."""
     import sys
 
-    if "streamlit" not in sys.modules:  # no Streamlit loaded (the CLI, profiling.report.html): nothing to fix
+    if "streamlit" not in sys.modules:  # no Streamlit loaded (the CLI, a script): nothing to fix
         return
     try:
         from streamlit.runtime.pages_manager import PagesManager
