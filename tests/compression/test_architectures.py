@@ -15,7 +15,7 @@ from compression.magnitude_pruning import target_linears
 from compression.registry import REGISTRY, Context, check_chain
 from profiling.jobs import sensitivity as sens
 from tests.helpers.tiny_architectures import ALL, build, tiny_classifier
-from tests.helpers.tiny_classifiers import toy_texts
+from tests.helpers.toy_data import toy_texts
 
 TEXTS, LABELS = toy_texts(16)
 SHARED = {"albert"}  # one block serves every layer: no per-layer heads
@@ -223,7 +223,7 @@ def test_export_and_int8_run(arch, arts, cache):
 @pytest.mark.parametrize("arch", ALL)
 def test_sensitivity_maps(arch):
     from compression.hf_io import load_tokenizer
-    from tests.helpers.tiny_classifiers import minilm_dir
+    from tests.helpers.tiny_architectures import minilm_dir
 
     model, tok = tiny_classifier(arch), load_tokenizer(minilm_dir())
     before = _run(model)

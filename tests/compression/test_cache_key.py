@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from compression import Context, apply, parse_spec
-from tests.helpers.tiny_classifiers import make_artifact, tiny_model, toy_texts
+from tests.helpers.tiny_architectures import make_artifact, tiny_model
+from tests.helpers.toy_data import toy_texts
 
 
 def _ctx(seed: int) -> Context:

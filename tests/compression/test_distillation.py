@@ -12,8 +12,9 @@ from compression import Context, TechniqueError, apply, hf_io, parse_spec
 from compression import distillation as ds
 from compression.artifact import Artifact
 from compression.head_pruning import PruneHeadsConfig
-from tests.helpers.tiny_classifiers import KINDS, make_artifact, tiny_model, toy_texts
+from tests.helpers.tiny_architectures import KINDS, make_artifact, tiny_model
 from tests.helpers.tiny_models import folder_hash
+from tests.helpers.toy_data import toy_texts
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ import torch
 from compression import Context, TechniqueError, apply, hf_io, parse_spec
 from compression import head_pruning as hp
 from compression.artifact import Artifact
-from tests.helpers.tiny_classifiers import KINDS, make_artifact, tiny_model, toy_texts
+from tests.helpers.tiny_architectures import KINDS, make_artifact, tiny_model
 from tests.helpers.tiny_models import folder_hash
+from tests.helpers.toy_data import toy_texts
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from compression import hf_io
-from tests.helpers.tiny_classifiers import KINDS, tiny_model
+from tests.helpers.tiny_architectures import KINDS, tiny_model
 
 
 def _inputs(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -7,7 +7,8 @@ import torch
 
 from compression import Context, TechniqueError, apply, hf_io, parse_spec
 from compression import head_pruning as hp
-from tests.helpers.tiny_classifiers import make_artifact, tiny_model, toy_texts
+from tests.helpers.tiny_architectures import make_artifact, tiny_model
+from tests.helpers.toy_data import toy_texts
 
 
 @pytest.fixture(scope="module")

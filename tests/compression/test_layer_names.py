@@ -7,7 +7,7 @@ import pytest
 from compression import TechniqueError, apply, parse_spec
 from compression.layer_names import linear_layers, onnx_linear_nodes, parse_layer_list, readable
 from compression.registry import make_config
-from tests.helpers.tiny_classifiers import tiny_model
+from tests.helpers.tiny_architectures import tiny_model
 
 
 def _graph(art):

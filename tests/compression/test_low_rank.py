@@ -11,7 +11,6 @@ import torch
 from compression import Context, TechniqueError, apply, hf_io, parse_spec
 from compression import low_rank as lr
 from compression.artifact import Artifact
-from tests.helpers.tiny_classifiers import toy_texts
 from tests.helpers.tiny_models import (
     ONNX_ATOL,
     TEXTS,
@@ -19,6 +18,7 @@ from tests.helpers.tiny_models import (
     build_tiny_bert,
     folder_hash,
 )
+from tests.helpers.toy_data import toy_texts
 
 _logits = artifact_logits
 

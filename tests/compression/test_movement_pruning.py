@@ -10,8 +10,8 @@ import torch
 from compression import Context, TechniqueError, apply, hf_io, parse_spec, sparse_io
 from compression import magnitude_pruning as mp
 from compression import movement_pruning as mv
-from tests.helpers.tiny_classifiers import toy_texts
 from tests.helpers.tiny_models import folder_hash
+from tests.helpers.toy_data import toy_texts
 
 
 @pytest.fixture(scope="module")

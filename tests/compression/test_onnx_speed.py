@@ -8,7 +8,7 @@ import onnx
 
 from compression import apply, parse_spec
 from compression.predictors import load_predictor
-from tests.helpers.tiny_classifiers import make_artifact, tiny_model
+from tests.helpers.tiny_architectures import make_artifact, tiny_model
 
 TEXTS = ["good", "the movie was good", "the movie was good and the acting was very good too", "a dull film"]
 

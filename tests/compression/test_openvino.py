@@ -17,7 +17,6 @@ from compression.openvino_export import ir_stats
 from compression.registry import REGISTRY, Context
 from compression.tokenize import TextEncoder
 from tests.helpers import REPO
-from tests.helpers.tiny_classifiers import toy_texts
 from tests.helpers.tiny_models import (
     INT8_MIN_CORR,
     ONNX_ATOL,
@@ -27,6 +26,7 @@ from tests.helpers.tiny_models import (
     folder_hash,
     torch_logits,
 )
+from tests.helpers.toy_data import toy_texts
 
 TRAIN, TRAIN_Y = toy_texts(60, seed=1)
 TEST = [f"held-out review number {i}, never to be calibrated on" for i in range(20)]

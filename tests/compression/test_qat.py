@@ -11,8 +11,8 @@ from compression.int8_recipe import default_recipe
 from compression.predictors import load_predictor
 from compression.qat import GRIDS, fake_quant_activation, quantize_weight
 from compression.registry import Context
-from tests.helpers.tiny_classifiers import toy_texts
 from tests.helpers.tiny_models import TEXTS, folder_hash
+from tests.helpers.toy_data import toy_texts
 
 TRAIN, TRAIN_Y = toy_texts(48, seed=2)
 

@@ -8,8 +8,8 @@ import pytest
 from compression import Artifact, TechniqueError, apply, apply_chain, check_chain, parse_spec
 from compression.predictors import load_predictor
 from compression.registry import REGISTRY
+from tests.helpers.tiny_architectures import MINILM
 from tests.helpers.tiny_models import (
-    MINILM,
     ONNX_ATOL,
     TEXTS,
     build_tiny_bert,

@@ -12,7 +12,6 @@ from compression.predictors import load_predictor
 from compression.registry import Context
 from compression.tokenize import TextEncoder, load_encoder
 from tests.helpers.engine import run_on_default
-from tests.helpers.tiny_classifiers import toy_texts
 from tests.helpers.tiny_models import (
     INT8_ATOL,
     INT8_MIN_CORR,
@@ -20,6 +19,7 @@ from tests.helpers.tiny_models import (
     centered_corr,
     folder_hash,
 )
+from tests.helpers.toy_data import toy_texts
 
 TRAIN, TRAIN_Y = toy_texts(60, seed=1)
 TEST = [f"held-out review number {i}, never to be calibrated on" for i in range(20)]

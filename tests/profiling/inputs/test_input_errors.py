@@ -18,7 +18,7 @@ from profiling.inputs.datasets import DatasetError, load_dataset, read_csv_colum
 from profiling.inputs.models import ModelError, check_local_folder, from_local_folder
 from profiling.jobs import runner
 from profiling.store.runs import RunStore
-from tests.helpers.engine import toy_rows
+from tests.helpers.toy_data import toy_rows
 
 
 def csv_spec(path: Path, text: str = "text", label: str = "label") -> dict:

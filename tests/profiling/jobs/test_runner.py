@@ -11,7 +11,8 @@ import pytest
 from profiling.jobs import runner
 from profiling.jobs.runner import RequestError, normalize_request, validate_request
 from profiling.store.runs import RunStore
-from tests.helpers.engine import tiny_request, toy_rows, write_csv
+from tests.helpers.engine import tiny_request
+from tests.helpers.toy_data import toy_rows, write_csv
 
 PRUNE_HALF = {"technique": "prune-heads", "fraction": 0.5}
 

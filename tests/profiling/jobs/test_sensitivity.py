@@ -11,7 +11,7 @@ import torch
 from compression import hf_io
 from dashboard import sensitivity as page
 from profiling.jobs import sensitivity as sens
-from tests.helpers.tiny_classifiers import toy_texts
+from tests.helpers.toy_data import toy_texts
 
 
 @pytest.fixture(scope="module")

@@ -158,7 +158,8 @@ def test_a_run_with_workloads_stores_their_figures(tmp_path, monkeypatch):
     """End to end through the runner: the original of a tiny model with two extra workloads."""
     from profiling.jobs import runner
     from profiling.store.runs import RunStore
-    from tests.helpers.engine import build_tiny_artifact, tiny_request, toy_rows, write_csv
+    from tests.helpers.engine import build_tiny_artifact, tiny_request
+    from tests.helpers.toy_data import toy_rows, write_csv
 
     data = tmp_path / "data"
     monkeypatch.setenv("COMPRESSION_DATA_DIR", str(data))
