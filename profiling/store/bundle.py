@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from compression.errors import UserError
+from profiling.schema import METRICS, SETTING_METRICS, RunStatus
 from profiling.store.runs import RUN_STATUSES, VARIANT_STATUSES, RunStore, check_writable, now_iso
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,9 @@ MAX_RATIO = 200  # uncompressed / compressed above this (for members over 1 MiB)
 MAX_VARIANTS = 1000
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COLLISIONS = ("new", "refuse")
-# Metrics the dashboard reads as numbers: in a bundle they must be numbers (or null).
-NUMERIC_METRICS = ("disk_mib", "peak_rss_mib", "load_time_s", "first_call_ms", "latency_b1_median_ms",
-                   "latency_b1_p90_ms", "latency_bN_median_ms", "latency_bN_p90_ms", "throughput_per_s", "accuracy",
-                   "macro_f1", "agreement", "param_count", "threads", "batch_size")
+# Metrics the dashboard reads as numbers: in a bundle they must be numbers (or null). Every figure of the registry,
+# plus the numeric settings stored with them.
+NUMERIC_METRICS = (*(m.key for m in METRICS), *SETTING_METRICS)
 
 
 class BundleError(UserError):
@@ -54,7 +54,7 @@ def bundle_contents(store: RunStore, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None:
         raise BundleError(f"no run {run_id!r} in the store {store.path}")
-    if run["status"] not in ("done", "failed"):
+    if run["status"] not in (RunStatus.DONE, RunStatus.FAILED):
         raise BundleError(f"run {run_id} is still {run['status']}: export it once it has finished")
     variants = store.variants(run_id)
     keep = ("idx", "name", "chain", "lineage", "status", "stage", "progress", "error", "metrics", "notes",
@@ -213,7 +213,7 @@ def _check_run(run: Any) -> None:
     _need(isinstance(rid, str) and bool(RUN_ID.match(rid)), f"run.json: bad run id {rid!r} (letters, digits, '.', "
           "'_' and '-', at most 64)")
     _need(run.get("status") in RUN_STATUSES, f"run.json: unknown status {run.get('status')!r}")
-    _need(run.get("status") in ("done", "failed"), f"run.json: the run is {run.get('status')}; only finished runs "
+    _need(run.get("status") in (RunStatus.DONE, RunStatus.FAILED), f"run.json: the run is {run.get('status')}; only finished runs "
           "can be imported")
     _need(isinstance(run.get("created_at"), str), "run.json: 'created_at' must be text")
     for key in ("finished_at", "error", "stage"):

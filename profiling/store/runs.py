@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from profiling import paths
+from profiling.schema import RunStatus, VariantStatus
 from profiling.store import recovery as store_recovery
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-RUN_STATUSES = ("queued", "running", "done", "failed")
-VARIANT_STATUSES = ("pending", "building", "profiling", "done", "failed")
+# The statuses as tuples of their StrEnum members (each equal to the string the store holds).
+RUN_STATUSES = tuple(RunStatus)
+VARIANT_STATUSES = tuple(VariantStatus)
 UNREADABLE = "stored record unreadable"
 # A queued run that never got a process after this long is failed by the reaper.
 NEVER_STARTED_S = 300.0
@@ -483,7 +485,8 @@ class RunStore:
         check_writable("record run progress")
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        finished = now_iso() if status in ("done", "failed") else None
+        status = RunStatus(status).value  # a plain str in the store, whether given a member or its string
+        finished = now_iso() if status in (RunStatus.DONE, RunStatus.FAILED) else None
         self._write([("UPDATE runs SET status=?, error=?, finished_at=? WHERE id=?", (status, error, finished, run_id))])
 
     def set_run_stage(self, run_id: str, stage: str) -> None:
@@ -583,7 +586,7 @@ class RunStore:
                 "name": row["name"],
                 "lineage": lineage if isinstance(lineage, list) else [],
                 "chain": chain if isinstance(chain, list) else [],
-                "status": row["status"] if ok else "failed",
+                "status": row["status"] if ok else VariantStatus.FAILED.value,
                 "stage": row["stage"],
                 "progress": row["progress"] or 0.0,
                 "error": row["error"] if ok else UNREADABLE,
