@@ -48,6 +48,11 @@ def _already(meta: dict) -> None:
 class _TorchHalf(TechniqueConfig):
     dtype_name: ClassVar[str] = ""
     group: ClassVar[str] = "quantization"
+
+    @classmethod
+    def numeric_kind(cls, options=None) -> str | None:
+        """Decided by the dtype the weights are cast to (``dtype_name``)."""
+        return {"float16": "fp16", "bfloat16": "bf16"}.get(cls.dtype_name)
     accepts: ClassVar[tuple[str, ...]] = ("hf",)
     produces: ClassVar[str] = "hf"
 
@@ -100,6 +105,7 @@ class OnnxFp16Config(TechniqueConfig):
     )
     accepts: ClassVar[tuple[str, ...]] = ("onnx",)
     produces: ClassVar[str] = "onnx"
+    numeric: ClassVar[str | None] = "fp16"
     warning: ClassVar[str | None] = (
         "ONNX Runtime's CPU provider has few float16 kernels and adds Cast nodes around the rest: it halves the "
         "disk, not the latency (the casts usually make it slower than the float32 graph)."

@@ -24,6 +24,7 @@ WEIGHT_TYPES = ("qint8", "quint8")
 @dataclass(frozen=True)
 class OnnxInt8Config(TechniqueConfig):
     name = "onnx-int8"
+    numeric = "int8"
     label = "Dynamic int8 quantization (ONNX Runtime)"
     group = "quantization"
     help = (

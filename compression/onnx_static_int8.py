@@ -33,6 +33,7 @@ MAX_EXAMPLES = 2000
 @dataclass(frozen=True)
 class OnnxStaticInt8Config(TechniqueConfig):
     name: ClassVar[str] = "onnx-static-int8"
+    numeric: ClassVar[str | None] = "int8"
     label: ClassVar[str] = "Static int8 quantization with calibration (ONNX Runtime, QDQ)"
     group: ClassVar[str] = "quantization"
     help: ClassVar[str] = (

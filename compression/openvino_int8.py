@@ -26,6 +26,7 @@ INT8_TYPES = ("i8", "u8")
 @dataclass(frozen=True)
 class OpenVinoInt8Config(TechniqueConfig):
     name: ClassVar[str] = "openvino-int8"
+    numeric: ClassVar[str | None] = "int8"
     label: ClassVar[str] = "int8 with NNCF (OpenVINO)"
     group: ClassVar[str] = "quantization"
     help: ClassVar[str] = (

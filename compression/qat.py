@@ -31,6 +31,7 @@ GRIDS = {("onnx-int8", False): (127.0, -127, 127, True), ("onnx-int8", True): (6
 @dataclass(frozen=True)
 class QatConfig(TechniqueConfig):
     name: ClassVar[str] = "qat"
+    numeric: ClassVar[str | None] = "int8"
     label: ClassVar[str] = "Quantization-aware fine-tuning (for int8)"
     group: ClassVar[str] = "quantization"
     help: ClassVar[str] = (

@@ -7,7 +7,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -54,6 +54,21 @@ class TechniqueConfig:
     needs_train_data: ClassVar[bool] = False
     deprecated: ClassVar[str | None] = None  # shown in the UI when the technique uses a deprecated API
     warning: ClassVar[str | None] = None  # other honest caveats (speed, accuracy)
+    # The numeric format the result computes in: "int8", "bf16", "fp16", or None (fp32, or not a number format).
+    # Every technique declares it (tests/profiling/measure/test_hardware.py checks each against a table); the CPU
+    # advice reads it instead of guessing from the technique's name.
+    numeric: ClassVar[str | None] = None
+
+    @classmethod
+    def numeric_kind(cls, options: Mapping[str, Any] | None = None) -> str | None:
+        """Which numeric format this technique computes in with ``options`` (its settings; unused unless a subclass
+        decides from them): "int8", "bf16", "fp16" or None."""
+        return cls.numeric
+
+    @classmethod
+    def takes_exclude_layers(cls) -> bool:
+        """Whether the technique has an ``exclude_layers`` option (layers kept out of it, by module name)."""
+        return any(f.name == "exclude_layers" for f in fields(cls))
 
     def to_json(self) -> dict[str, Any]:
         return {"technique": self.name, **dataclasses.asdict(self)}

@@ -24,6 +24,7 @@ LOAD_NOTE = (
 @dataclass(frozen=True)
 class TorchInt8Config(TechniqueConfig):
     name = "torch-int8"
+    numeric = "int8"
     label = "Dynamic int8 quantization (PyTorch)"
     group = "quantization"
     help = (

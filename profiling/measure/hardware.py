@@ -13,16 +13,13 @@ __all__ = ["ISA_FLAGS", "CpuInfo", "advice_for", "advice_lines", "detect", "pars
 
 
 def _kind(technique: str, options: Mapping[str, Any] | None) -> str | None:
-    """Which numeric format a technique computes in: "int8", "bf16", "fp16" or None (fp32 or not a number format)."""
-    name = technique.lower()
-    values = " ".join(str(v).lower() for v in (options or {}).values())
-    if "bf16" in name or "bfloat16" in name or "bf16" in values or "bfloat16" in values:
-        return "bf16"
-    if "fp16" in name or "float16" in name or "half" in name or "fp16" in values or "float16" in values:
-        return "fp16"
-    if "int8" in name or "qat" in name or "quant" in name:
-        return "int8"
-    return None
+    """Which numeric format a technique computes in, as its registry config declares ("int8", "bf16", "fp16" or
+    None); None for a name the registry does not know."""
+    import compression.techniques  # noqa: F401 - every technique registers itself
+    from compression.registry import REGISTRY
+
+    entry = REGISTRY.get(technique)
+    return entry.config_cls.numeric_kind(options) if entry else None
 
 
 def advice_for(technique: str, cpu: CpuInfo, options: Mapping[str, Any] | None = None) -> str | None:

@@ -87,19 +87,55 @@ def test_advice_follows_detection():
         assert advice_for(name, zen4) is None, name
     assert "neither AVX2 nor AVX-512" in advice_for("onnx-int8", bare)
     # bf16: emulated without AVX512-BF16 / AMX-BF16
-    assert "no native bf16" in advice_for("bf16", haswell)
+    assert "no native bf16" in advice_for("torch-bf16", haswell)
     assert "no AMX-BF16" in advice_for("torch-bf16", zen4)  # native dot products, but no large gain to expect
-    assert advice_for("bf16", spr) is None
-    assert "no native bf16" in advice_for("half", haswell, {"dtype": "bf16"})
-    assert "no AMX-BF16" in advice_for("half", zen4, {"dtype": "bfloat16"})
+    assert advice_for("torch-bf16", spr) is None
     # fp16: only AVX512-FP16 / AMX-FP16 compute it natively
-    assert "no native fp16" in advice_for("half", zen4, {"dtype": "fp16"})
     assert "F16C only converts" in advice_for("torch-fp16", zen4) and "no native fp16" in advice_for("onnx-fp16", zen4)
-    assert advice_for("fp16", spr) is None
+    assert advice_for("torch-fp16", spr) is None
+    # a name the registry does not know: nothing guessed from it
+    assert advice_for("bf16", haswell) is None and advice_for("my-int8", haswell) is None
     # fp32 techniques: nothing to warn about
     for name in ("onnx", "prune-heads", "distill", "low-rank", "torchscript"):
         assert advice_for(name, bare) is None, name
-    assert hardware.advice_lines(["onnx", "onnx-int8", "onnx-int8", "bf16"], haswell) == [
+    assert hardware.advice_lines(["onnx", "onnx-int8", "onnx-int8", "torch-bf16"], haswell) == [
         ("onnx-int8", advice_for("onnx-int8", haswell)),
-        ("bf16", advice_for("bf16", haswell)),
+        ("torch-bf16", advice_for("torch-bf16", haswell)),
     ]
+
+
+# Every registered technique's numeric format, written out: a new technique must be added here (and declare
+# ``numeric`` on its config) or this test fails.
+EXPECTED_KIND = {
+    "distill": None,
+    "low-rank": None,
+    "onnx": None,
+    "onnx-fp16": "fp16",
+    "onnx-int8": "int8",
+    "onnx-static-int8": "int8",
+    "openvino": None,
+    "openvino-int8": "int8",
+    "prune-heads": None,
+    "prune-magnitude": None,
+    "prune-movement": None,
+    "qat": "int8",
+    "torch-bf16": "bf16",
+    "torch-compile": None,
+    "torch-export": None,
+    "torch-fp16": "fp16",
+    "torch-int8": "int8",
+    "torchscript": None,
+}
+
+
+def test_every_registered_technique_declares_its_numeric_kind():
+    import compression.techniques  # noqa: F401 - every technique registers itself
+    from compression.registry import REGISTRY
+
+    assert set(REGISTRY) == set(EXPECTED_KIND), (
+        f"registered but not in EXPECTED_KIND: {sorted(set(REGISTRY) - set(EXPECTED_KIND))}; "
+        f"in EXPECTED_KIND but not registered: {sorted(set(EXPECTED_KIND) - set(REGISTRY))}"
+    )
+    for name, technique in REGISTRY.items():
+        assert technique.config_cls.numeric_kind({}) == EXPECTED_KIND[name], name
+        assert hardware._kind(name, {}) == EXPECTED_KIND[name], name
