@@ -9,23 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-# Figures of the reference table in display order: metrics key -> header, as profiling.report.tables labels them
-# ("bN" becomes the real batch size, e.g. "b8").
-FIGURES: dict[str, str] = {
-    "peak_rss_mib": "Peak RAM (MiB)",
-    "disk_mib": "Disk (MiB)",
-    "load_time_s": "Load (s)",
-    "first_call_ms": "First call (ms)",
-    "latency_b1_median_ms": "Latency b1 median (ms)",
-    "latency_b1_p90_ms": "Latency b1 p90 (ms)",
-    "latency_bN_median_ms": "Latency bN median (ms)",
-    "latency_bN_p90_ms": "Latency bN p90 (ms)",
-    "throughput_per_s": "Throughput (/s)",
-    "accuracy": "Accuracy",
-    "macro_f1": "Macro-F1",
-    "agreement": "Agreement",
-    "param_count": "Params",
-}
+from profiling.schema import METRICS, VariantStatus
+
+# Figures of the reference table in display order: metrics key -> header, from the registry (the labels
+# profiling.report.tables shows; "bN" becomes the real batch size, e.g. "b8").
+FIGURES: dict[str, str] = {m.key: m.label for m in METRICS}
 # Ratios against the original: variant value / original value (< 1 is smaller or faster); accuracy: difference.
 RATIOS: dict[str, tuple[str, str]] = {
     "disk_ratio": ("disk_mib", "Size ratio"),
@@ -35,12 +23,12 @@ RATIOS: dict[str, tuple[str, str]] = {
     "throughput_ratio": ("throughput_per_s", "Throughput ratio"),
 }
 ACCURACY_DELTA = ("accuracy_delta_pts", "\u0394 accuracy (pts)")
-STATUS_LABELS = {
-    "pending": "waiting",
-    "building": "building",
-    "profiling": "profiling",
-    "done": "done",
-    "failed": "failed",
+STATUS_LABELS: dict[str, str] = {
+    VariantStatus.PENDING: "waiting",
+    VariantStatus.BUILDING: "building",
+    VariantStatus.PROFILING: "profiling",
+    VariantStatus.DONE: "done",
+    VariantStatus.FAILED: "failed",
 }
 
 
@@ -62,14 +50,13 @@ def confusion(labels: Sequence[int], preds: Sequence[int], n: int) -> np.ndarray
 
 
 def _macro_f1(labels: Sequence[int], preds: Sequence[int], n: int) -> float:
-    cm = confusion(labels, preds, n)
-    scores = []
-    for k in range(n):
-        tp, fp, fn = cm[k, k], cm[:, k].sum() - cm[k, k], cm[k, :].sum() - cm[k, k]
-        if tp + fp + fn == 0:  # a class absent from both: left out, as sklearn's macro average does
-            continue
-        scores.append(2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(scores)) if scores else math.nan
+    """Macro-F1 as the profiler stores it (profiling.measure.evaluation); NaN when the classes are out of range."""
+    from profiling.measure.evaluation import classification_metrics
+
+    try:
+        return classification_metrics(labels, preds, n)["macro_f1"]
+    except ValueError:
+        return math.nan
 
 
 def metrics_frame(
@@ -105,7 +92,7 @@ def metrics_frame(
             if math.isnan(row["macro_f1"]):
                 row["macro_f1"] = _macro_f1(labels, preds, n)
         if math.isnan(row["agreement"]):
-            if int(v["idx"]) == 0 and v.get("status") == "done":
+            if int(v["idx"]) == 0 and v.get("status") == VariantStatus.DONE:
                 row["agreement"] = 1.0
             elif preds and orig_preds and len(preds) == len(orig_preds):
                 row["agreement"] = float(np.mean(np.asarray(preds) == np.asarray(orig_preds)))
@@ -238,7 +225,7 @@ def variant_notes(variants: list[dict], run: dict | None = None) -> list[tuple[s
     random_said = False
     names = [str(v.get("name") or f"variant {v.get('idx')}") for v in variants]
     for name, v in zip(names, variants, strict=True):
-        if v.get("status") == "failed":
+        if v.get("status") == VariantStatus.FAILED:
             grouped.setdefault(("failed", f"failed: {v.get('error') or 'no reason recorded'}"), []).append(name)
         for note in v.get("notes") or []:
             text = str(note)

@@ -7,24 +7,12 @@ from typing import Any
 
 import pandas as pd
 
+from profiling.schema import METRICS, VariantStatus
 from profiling.store.runs import RunStore
 
-# Column label -> metrics key (units in the labels; the figures come straight from the stored metrics).
-METRIC_COLUMNS: dict[str, str] = {
-    "Peak RAM (MiB)": "peak_rss_mib",
-    "Disk (MiB)": "disk_mib",
-    "Load (s)": "load_time_s",
-    "First call (ms)": "first_call_ms",
-    "Latency b1 median (ms)": "latency_b1_median_ms",
-    "Latency b1 p90 (ms)": "latency_b1_p90_ms",
-    "Latency bN median (ms)": "latency_bN_median_ms",
-    "Latency bN p90 (ms)": "latency_bN_p90_ms",
-    "Throughput (/s)": "throughput_per_s",
-    "Accuracy": "accuracy",
-    "Macro-F1": "macro_f1",
-    "Agreement": "agreement",
-    "Params": "param_count",
-}
+# Column label -> metrics key, from the registry (units in the labels; the figures come straight from the stored
+# metrics).
+METRIC_COLUMNS: dict[str, str] = {m.label: m.key for m in METRICS}
 # Ratio column -> (numerator column); each is the variant's figure divided by the original's (< 1 is smaller/faster).
 RATIO_COLUMNS: dict[str, str] = {
     "Size ratio": "Disk (MiB)",
@@ -136,7 +124,7 @@ def format_table(df: pd.DataFrame) -> str:
     for cells in body:
         lines.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))))
     for _, row in df.iterrows():
-        if row["Status"] == "failed" and row["Error"]:
+        if row["Status"] == VariantStatus.FAILED and row["Error"]:
             lines.append(f"! {row['Variant']}: failed: {row['Error']}")
     lines.extend(df.attrs.get("accuracy_changes") or [])
     return "\n".join(lines)
