@@ -6,13 +6,10 @@ Every torch/transformers import here is inside a function, so importing this mod
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Any
 
 from compression.tokenize import load_encoder, max_positions, model_inputs_for
-
-log = logging.getLogger(__name__)
 
 # Two texts of different lengths so traced/exported graphs see real token ids and real padding.
 EXAMPLE_TEXTS = (
@@ -23,30 +20,15 @@ EXAMPLE_TEXTS = (
 
 def load_hf_model(path: Path, attn_implementation: str | None = None):
     """A fresh fp32 model from an hf artifact folder, in eval mode (never a shared/cached object)."""
-    try:
-        from compression.hf_io import load_model
-    except ModuleNotFoundError as exc:  # hf_io (pruning-aware loading) is written by another engineer
-        if exc.name != "compression.hf_io":
-            raise
-        log.warning("compression.hf_io missing: loading with from_pretrained (pruned models unsupported)")
-        from transformers import AutoModelForSequenceClassification
+    from compression.hf_io import load_model
 
-        kwargs = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        return AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs).eval()
     return load_model(Path(path), attn_implementation=attn_implementation).eval()
 
 
 def build_empty_hf_model(path: Path):
     """The architecture of an hf(-like) artifact folder, weights uninitialised (a full state dict follows)."""
-    try:
-        from compression.hf_io import build_empty_model
-    except ModuleNotFoundError as exc:
-        if exc.name != "compression.hf_io":
-            raise
-        log.warning("compression.hf_io missing: building from config.json (pruned models unsupported)")
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+    from compression.hf_io import build_empty_model
 
-        return AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(str(path))).eval()
     return build_empty_model(Path(path), init=False).eval()
 
 
