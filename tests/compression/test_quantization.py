@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compression import Artifact, TechniqueError, apply, apply_chain, check_chain, parse_spec
+from compression import Artifact, TechniqueError, apply, check_chain, parse_spec
 from compression.cpu import detect
 from compression.int8_recipe import default_recipe, kernel_path
 from compression.int8_reference import exact_tolerance, reference_outputs
@@ -18,8 +18,8 @@ from tests.helpers.tiny_models import (
     TEXTS,
     build_tiny_bert,
     centered_corr,
-    folder_hash,
-    torch_logits,
+    chain_builder,
+    reference_logits,
 )
 
 INT8_CHAINS = [
@@ -36,23 +36,12 @@ REFERENCE_CHAINS = [c for c in INT8_CHAINS if c.startswith("onnx onnx-int8")]
 
 @pytest.fixture(scope="module")
 def built(artifact_cache, tiny_bert, tiny_roberta):
-    cache: dict = {}
-    models = {"bert": tiny_bert, "roberta": tiny_roberta}
-
-    def get(model: str, chain: str):
-        if (model, chain) not in cache:
-            src = models[model]
-            before = folder_hash(src.path)
-            art = apply_chain(src, [parse_spec(s) for s in chain.split(" ")], artifact_cache)
-            cache[model, chain] = (art, before, folder_hash(src.path))
-        return cache[model, chain]
-
-    return get
+    return chain_builder({"bert": tiny_bert, "roberta": tiny_roberta}, artifact_cache)
 
 
 @pytest.fixture(scope="module")
 def reference(tiny_bert, tiny_roberta):
-    return {"bert": torch_logits(tiny_bert.path, TEXTS), "roberta": torch_logits(tiny_roberta.path, TEXTS)}
+    return reference_logits({"bert": tiny_bert, "roberta": tiny_roberta})
 
 
 @pytest.mark.parametrize("model", ["bert", "roberta"])

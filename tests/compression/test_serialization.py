@@ -13,8 +13,8 @@ from tests.helpers.tiny_models import (
     ONNX_ATOL,
     TEXTS,
     build_tiny_bert,
-    folder_hash,
-    torch_logits,
+    chain_builder,
+    reference_logits,
 )
 
 CHAINS = ["onnx", "onnx:optimize=true", "torchscript", "torch-export"]
@@ -24,23 +24,12 @@ FORMATS = {"onnx": "onnx", "torchscript": "torchscript", "torch-export": "pt2"}
 @pytest.fixture(scope="module")
 def built(artifact_cache, tiny_bert, tiny_roberta):
     """(model, spec) -> (artifact, input hash before, input hash after); each built once."""
-    cache: dict = {}
-    models = {"bert": tiny_bert, "roberta": tiny_roberta}
-
-    def get(model: str, spec: str):
-        if (model, spec) not in cache:
-            src = models[model]
-            before = folder_hash(src.path)
-            art = apply_chain(src, [parse_spec(s) for s in spec.split(" ")], artifact_cache)
-            cache[model, spec] = (art, before, folder_hash(src.path))
-        return cache[model, spec]
-
-    return get
+    return chain_builder({"bert": tiny_bert, "roberta": tiny_roberta}, artifact_cache)
 
 
 @pytest.fixture(scope="module")
 def reference(tiny_bert, tiny_roberta):
-    return {"bert": torch_logits(tiny_bert.path, TEXTS), "roberta": torch_logits(tiny_roberta.path, TEXTS)}
+    return reference_logits({"bert": tiny_bert, "roberta": tiny_roberta})
 
 
 @pytest.mark.parametrize("model", ["bert", "roberta"])

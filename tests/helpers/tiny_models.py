@@ -94,6 +94,29 @@ def torch_logits(path: Path, texts: list[str]) -> np.ndarray:
         return model(**batch).logits.numpy()
 
 
+def chain_builder(models: dict, cache: Path):
+    """``get(model, chain)`` -> (artifact, input hash before, input hash after): the space-separated ``chain`` of
+    technique specs applied to ``models[model]`` in ``cache``, each (model, chain) built once."""
+    from compression import apply_chain, parse_spec
+
+    built: dict = {}
+
+    def get(model: str, chain: str):
+        if (model, chain) not in built:
+            src = models[model]
+            before = folder_hash(src.path)
+            art = apply_chain(src, [parse_spec(s) for s in chain.split(" ")], cache)
+            built[model, chain] = (art, before, folder_hash(src.path))
+        return built[model, chain]
+
+    return get
+
+
+def reference_logits(models: dict) -> dict:
+    """Torch reference logits on TEXTS for each named artifact."""
+    return {name: torch_logits(art.path, TEXTS) for name, art in models.items()}
+
+
 def artifact_logits(art, texts: list[str] | None = None) -> np.ndarray:
     """Logits of any artifact through the engine's own predictor (1 thread), closed afterwards."""
     from compression.predictors import load_predictor
@@ -103,6 +126,32 @@ def artifact_logits(art, texts: list[str] | None = None) -> np.ndarray:
         return p.predict_logits(TEXTS if texts is None else texts)
     finally:
         p.close()
+
+
+_CHILD = """
+import sys, json
+from compression.artifact import Artifact
+from compression.predictors import load_predictor
+pred = load_predictor(Artifact.load(sys.argv[1]), threads=1)
+logits = pred.predict_logits(["a fine film", "bad"])
+print(json.dumps({"shape": list(logits.shape), "torch": "torch" in sys.modules,
+                  "transformers": "transformers" in sys.modules}))
+"""
+
+
+def predict_in_child(path: Path) -> dict:
+    """Load the artifact at ``path`` in a fresh interpreter and predict two texts: the logits' shape and whether torch
+    and transformers got imported (a predictor meant to run without them must not pull them in)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.helpers import REPO
+
+    out = subprocess.run([sys.executable, "-c", _CHILD, str(path)], check=False, cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def centered_corr(got: np.ndarray, ref: np.ndarray) -> float:
