@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from profiling.schema import METRICS, VariantStatus
+from profiling.schema import METRICS, RunStatus, VariantStatus
 
 # Figures of the reference table in display order: metrics key -> header, from the registry (the labels
 # profiling.report.tables shows; "bN" becomes the real batch size, e.g. "b8").
@@ -265,7 +265,7 @@ def run_label(run: dict) -> str:
     created = str(run.get("created_at") or "?").replace("T", " ")[:16]
     n_var, n_done = run.get("n_variants", 0), run.get("n_done", 0)
     status = run.get("status", "?")
-    progress = f"{n_done}/{n_var} variants" if status != "done" else f"{n_var} variants"
+    progress = f"{n_done}/{n_var} variants" if status != RunStatus.DONE else f"{n_var} variants"
     return (
         f"{created} \u00b7 {run.get('model', '?')} \u00b7 {run.get('dataset', '?')} \u00b7 {progress} \u00b7 {status}"
     )

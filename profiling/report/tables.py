@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from profiling.schema import METRICS, VariantStatus
+from profiling.schema import METRICS, VariantStatus, metric
 from profiling.store.runs import RunStore
 
 # Column label -> metrics key, from the registry (units in the labels; the figures come straight from the stored
@@ -23,20 +23,23 @@ RATIO_COLUMNS: dict[str, str] = {
 VERDICT = "b1 vs original"  # faster / within noise / slower: overlapping 95 % intervals are not ranked
 COLUMNS = ["idx", "Variant", "Status", *METRIC_COLUMNS, *RATIO_COLUMNS, VERDICT, "Lineage", "Error", "Notes"]
 
-# The compact table the CLI prints: column -> (short header, format).
+# The compact table the CLI prints: column -> (short header, format); a figure's format is the registry's.
+_CLI_FIGURES: dict[str, str] = {
+    "peak_rss_mib": "peak MiB",
+    "disk_mib": "disk MiB",
+    "load_time_s": "load s",
+    "latency_b1_median_ms": "b1 med ms",
+    "latency_b1_p90_ms": "b1 p90",
+    "latency_bN_median_ms": "bN med ms",
+    "latency_bN_p90_ms": "bN p90",
+    "throughput_per_s": "/s",
+    "accuracy": "acc",
+    "macro_f1": "F1",
+    "agreement": "agree",
+}
 CLI_COLUMNS: dict[str, tuple[str, str]] = {
     "Variant": ("variant", "{}"),
-    "Peak RAM (MiB)": ("peak MiB", "{:.0f}"),
-    "Disk (MiB)": ("disk MiB", "{:.1f}"),
-    "Load (s)": ("load s", "{:.2f}"),
-    "Latency b1 median (ms)": ("b1 med ms", "{:.1f}"),
-    "Latency b1 p90 (ms)": ("b1 p90", "{:.1f}"),
-    "Latency bN median (ms)": ("bN med ms", "{:.1f}"),
-    "Latency bN p90 (ms)": ("bN p90", "{:.1f}"),
-    "Throughput (/s)": ("/s", "{:.0f}"),
-    "Accuracy": ("acc", "{:.3f}"),
-    "Macro-F1": ("F1", "{:.3f}"),
-    "Agreement": ("agree", "{:.3f}"),
+    **{metric(key).label: (short, metric(key).fmt) for key, short in _CLI_FIGURES.items()},
     "Size ratio": ("size x", "{:.2f}"),
     "Latency ratio": ("lat x", "{:.2f}"),
     VERDICT: ("b1 vs orig", "{}"),

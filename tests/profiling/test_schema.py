@@ -113,3 +113,18 @@ def test_metrics_frame_fills_macro_f1_from_predictions():
     df = frames.metrics_frame(variants, {0: {"preds": preds, "probs": []}}, labels, 3)
     assert df.loc[0, "macro_f1"] == pytest.approx(_old_macro_f1(labels, preds, 3))
     assert df.loc[0, "status"] == "done"
+
+
+def test_cli_table_formats_come_from_the_registry():
+    figures = {c: fmt for c, (_, fmt) in tables.CLI_COLUMNS.items() if c in tables.METRIC_COLUMNS}
+    assert len(figures) == 11
+    assert all(fmt == metric(key_of(label)).fmt for label, fmt in figures.items())
+    assert tables.CLI_COLUMNS["Peak RAM (MiB)"] == ("peak MiB", "{:.0f}")
+    assert tables.CLI_COLUMNS["Macro-F1"] == ("F1", "{:.3f}")
+
+
+def test_run_label_reads_the_run_status():
+    run = {"created_at": "2026-01-01T10:00:00", "model": "m", "dataset": "d", "n_variants": 3, "n_done": 1}
+    assert "1/3 variants" in frames.run_label({**run, "status": RunStatus.RUNNING})
+    assert "3 variants" in frames.run_label({**run, "status": "done"}) and "/3" not in frames.run_label(
+        {**run, "status": "done"})
