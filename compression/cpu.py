@@ -88,9 +88,9 @@ class CpuInfo:
         )
 
 
-def parse_cpuinfo(text: str, usable_threads: int | None = None) -> CpuInfo:
-    """A CpuInfo from the text of /proc/cpuinfo: the first processor's model and flags (x86 ``flags``, ARM
-    ``Features``), the processor count and the distinct physical cores."""
+def _scan(text: str) -> tuple[str | None, set[str], int, int]:
+    """The first processor's model and all its flags (x86 ``flags``, ARM ``Features``), the processor count and the
+    number of distinct physical cores, from the text of /proc/cpuinfo (the one parser of that file)."""
     model: str | None = None
     flags: set[str] | None = None
     processors = 0
@@ -114,13 +114,31 @@ def parse_cpuinfo(text: str, usable_threads: int | None = None) -> CpuInfo:
             physical = value
         elif key == "core id":
             core = value
+    return model, flags or set(), processors, len(cores)
+
+
+def parse_cpuinfo(text: str, usable_threads: int | None = None) -> CpuInfo:
+    """A CpuInfo from the text of /proc/cpuinfo: the first processor's model and flags (x86 ``flags``, ARM
+    ``Features``), the processor count and the distinct physical cores."""
+    model, flags, processors, cores = _scan(text)
     return CpuInfo(
         model=model,
-        flags=frozenset((flags or set()) & set(ISA_FLAGS)),
+        flags=frozenset(flags & set(ISA_FLAGS)),
         logical_cpus=processors or None,
-        physical_cores=len(cores) or None,
+        physical_cores=cores or None,
         usable_threads=usable_threads,
     )
+
+
+def read_cpuinfo(path: Path | str = "/proc/cpuinfo") -> tuple[str | None, set[str]]:
+    """The first processor's model name and all its flags (not only ISA_FLAGS), or (None, empty) where the file is
+    missing or unreadable."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None, set()
+    model, flags, _, _ = _scan(text)
+    return model, flags
 
 
 def usable_threads() -> int | None:

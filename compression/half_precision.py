@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from compression.artifact import Artifact, copy_tokenizer
+from compression.cpu import read_cpuinfo
 from compression.registry import Context, TechniqueConfig, register
 
 log = logging.getLogger(__name__)
@@ -21,14 +22,7 @@ FP16_FLAGS = ("avx512_fp16", "amx_fp16", "avx_ne_convert")
 
 def cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
     """The CPU feature flags of the first processor in /proc/cpuinfo (empty when unreadable)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    return read_cpuinfo(path)[1]
 
 
 def native_support(kind: str, flags: set[str] | None = None) -> list[str]:

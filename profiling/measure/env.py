@@ -5,35 +5,18 @@ from __future__ import annotations
 import os
 import platform
 from importlib import metadata
-from pathlib import Path
 
 import psutil
 
-# Instruction sets that decide which kernels are fast (int8 dot products, bf16, wide vectors).
-FLAGS_OF_INTEREST = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
-                     "amx_tile", "amx_int8", "amx_bf16", "amx_fp16")  # as profiling.measure.hardware.ISA_FLAGS
+from compression.cpu import ISA_FLAGS, read_cpuinfo
+
+__all__ = ["FLAGS_OF_INTEREST", "fingerprint", "package_versions", "read_cpuinfo"]
+
+# Instruction sets that decide which kernels are fast (int8 dot products, bf16, wide vectors): compression.cpu's.
+FLAGS_OF_INTEREST = tuple(ISA_FLAGS)
 PACKAGES = ("torch", "transformers", "onnxruntime", "onnx", "openvino", "nncf", "numpy", "streamlit", "tokenizers",
             "scikit-learn")
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "RAYON_NUM_THREADS")
-
-
-def read_cpuinfo(path: Path = Path("/proc/cpuinfo")) -> tuple[str | None, set[str]]:
-    """The first processor's model name and its flags, or (None, empty) where /proc/cpuinfo is missing."""
-    try:
-        text = path.read_text()
-    except OSError:
-        return None, set()
-    model, flags = None, set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and model is None:
-            model = value.strip()
-        elif key in ("flags", "Features") and not flags:  # "Features" on ARM
-            flags = set(value.split())
-        if model is not None and flags:
-            break
-    return model, flags
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
