@@ -40,12 +40,20 @@ def test_empty_state(open_page):
     assert at.title[0].value == "Sensitivity map"
 
 
-def test_stored_map_is_drawn_with_an_exclude_list(open_page, app_env, tiny):
+def _stored_map(tiny) -> dict:
+    """An int8 sensitivity map of the tiny model on 8 toy texts, saved where the page reads it."""
     from profiling.jobs import sensitivity as sens
+
     texts, labels = toy_texts(8)
     result = sens.compute(*tiny, texts, labels, "int8")
     result.update(model="tiny", dataset="toy", split="train", samples=8, seed=0, seconds=0.2)
     sens.save_result(result)
+    return result
+
+
+def test_stored_map_is_drawn_with_an_exclude_list(open_page, app_env, tiny):
+    from profiling.jobs import sensitivity as sens
+    result = _stored_map(tiny)
     at = open_page(PAGE)
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert chart["data"][0]["type"] == "heatmap"
@@ -62,10 +70,7 @@ def test_stored_map_is_drawn_with_an_exclude_list(open_page, app_env, tiny):
 def test_use_on_the_run_page_ticks_the_technique_with_the_exclude_list(open_page, app_env, tiny):
     """'Use in onnx-int8' opens the Run page with ONNX int8 ticked and the sensitive layers excluded."""
     from profiling.jobs import sensitivity as sens
-    texts, labels = toy_texts(8)
-    result = sens.compute(*tiny, texts, labels, "int8")
-    result.update(model="tiny", dataset="toy", split="train", samples=8, seed=0, seconds=0.2)
-    sens.save_result(result)
+    result = _stored_map(tiny)
     at = open_page(PAGE)
     at.number_input(key="sensitivity-k").set_value(2).run()
     at.button(key="sensitivity-use-onnx-int8").click().run()
