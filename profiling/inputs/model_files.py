@@ -81,35 +81,21 @@ def model_meta(
     max_length: int = DEFAULT_MAX_LENGTH,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The artifact meta every base model carries (see compression.artifact.Artifact)."""
-    cfg = model.config
-    heads = getattr(cfg, "num_attention_heads", None)
-    layers = getattr(cfg, "num_hidden_layers", None)
+    """The artifact meta every base model carries (see compression.artifact.Artifact); the architecture fields
+    (layers, heads per layer, hidden size, parameters, structure) are compression.hf_io.model_meta's, the same as
+    every compressed artifact records."""
+    from compression.hf_io import model_meta as architecture_meta
+
     return {
         "num_labels": len(label_names),
         "id2label": {str(i): name for i, name in enumerate(label_names)},
         "max_length": max_length,
-        "model_type": cfg.model_type,
-        "num_layers": layers,
-        "heads_per_layer": [heads] * layers if heads and layers else [],
-        "hidden_size": getattr(cfg, "hidden_size", None),
+        **architecture_meta(model),
         "random_weights": random_weights,
         "base": base,
         "notes": notes,
-        "param_count": sum(p.numel() for p in model.parameters()),
-        "structure": _structure(model),
         **extra,
     }
-
-
-def _structure(model: Any) -> dict[str, Any] | None:
-    """The parts compression.structure finds (chain checks refuse what the architecture rules out from it)."""
-    from compression.structure import find
-
-    try:
-        return find(model).summary()
-    except (ValueError, AttributeError, TypeError):  # StructureError is a ValueError; never block the base model
-        return None
 
 
 def build_cached(target: Path, build: Callable[[Path], dict[str, Any]]) -> Artifact:
