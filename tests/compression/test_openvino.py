@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +13,6 @@ from compression.onnx_static_int8 import calibration_sample
 from compression.openvino_export import ir_stats
 from compression.registry import REGISTRY, Context
 from compression.tokenize import TextEncoder
-from tests.helpers import REPO
 from tests.helpers.tiny_models import (
     INT8_MIN_CORR,
     ONNX_ATOL,
@@ -24,12 +20,10 @@ from tests.helpers.tiny_models import (
     artifact_logits,
     centered_corr,
     folder_hash,
+    predict_in_child,
     torch_logits,
 )
-from tests.helpers.toy_data import toy_texts
-
-TRAIN, TRAIN_Y = toy_texts(60, seed=1)
-TEST = [f"held-out review number {i}, never to be calibrated on" for i in range(20)]
+from tests.helpers.toy_data import CALIB_TEXTS, HELD_OUT_TEXTS, calibration_context
 
 # What int8 guarantees, on any x86 CPU. Each int8 tensor is within half a quantization step of its float value
 # (1/510 of its per-channel or calibrated range), and the CPU does not change those integers: the default
@@ -46,10 +40,6 @@ PTQ_MAX_REL = 0.15
 WEIGHTS_MAX_REL = 0.05
 WEIGHTS_MIN_CORR = 0.99
 ENCODER_LINEARS = 2 * 6  # 2 layers x (query, key, value, attention output, intermediate, output)
-
-
-def _ctx() -> Context:
-    return Context(train_texts=list(TRAIN), train_labels=list(TRAIN_Y), seed=0)
 
 
 def _rel(got: np.ndarray, ref: np.ndarray) -> float:
@@ -108,23 +98,7 @@ def test_openvino_after_pruning_heads(tiny_bert, artifact_cache):
 
 
 def test_openvino_predictor_never_imports_torch(ov_fp32):
-    code = (
-        "import sys, json\nfrom compression.artifact import Artifact\n"
-        "from compression.predictors import load_predictor\n"
-        "p = load_predictor(Artifact.load(sys.argv[1]), threads=1)\nlogits = p.predict_logits(['a fine film', 'bad'])\n"
-        "print(json.dumps({'shape': list(logits.shape), 'torch': 'torch' in sys.modules, "
-        "'transformers': 'transformers' in sys.modules}))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(ov_fp32["bert"].path)],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"shape": [2, 2], "torch": False, "transformers": False}
+    assert predict_in_child(ov_fp32["bert"].path) == {"shape": [2, 2], "torch": False, "transformers": False}
 
 
 # --- int8 ---------------------------------------------------------------------------------------------------------
@@ -138,7 +112,7 @@ def test_int8_on_tiny_models(ov_fp32, artifact_cache, model, spec):
 
     src = ov_fp32[model]
     before = folder_hash(src.path)
-    art = apply(src, parse_spec(spec), artifact_cache, _ctx())
+    art = apply(src, parse_spec(spec), artifact_cache, calibration_context())
     assert folder_hash(src.path) == before
     assert art.format == "openvino" and art.lineage == (*src.lineage, spec) and art.meta["quantized"] == "openvino-int8"
     info = art.meta["openvino_int8"]
@@ -194,10 +168,10 @@ def _matmul_weights(xml: Path) -> list[np.ndarray]:
 @pytest.mark.parametrize("model", ["bert", "roberta"])
 def test_overflow_fix_keeps_matmul_weights_to_7_bits(ov_fp32, artifact_cache, model):
     fixed = _matmul_weights(
-        apply(ov_fp32[model], parse_spec("openvino-int8:examples=32"), artifact_cache, _ctx()).path / "model.xml"
+        apply(ov_fp32[model], parse_spec("openvino-int8:examples=32"), artifact_cache, calibration_context()).path / "model.xml"
     )
     assert len(fixed) >= ENCODER_LINEARS and max(int(np.abs(w.astype(np.int16)).max()) for w in fixed) <= 64
-    first = apply(ov_fp32[model], parse_spec("openvino-int8:examples=32,overflow_fix=first_layer"), artifact_cache, _ctx())
+    first = apply(ov_fp32[model], parse_spec("openvino-int8:examples=32,overflow_fix=first_layer"), artifact_cache, calibration_context())
     assert first.meta["openvino_int8"]["overflow_fix"] == "first_layer"
     full = _matmul_weights(first.path / "model.xml")
     assert len(full) == len(fixed) and max(int(np.abs(w.astype(np.int16)).max()) for w in full) > 100  # 8-bit
@@ -222,13 +196,13 @@ def test_ptq_calibrates_only_on_a_seeded_sample_of_the_train_texts(ov_fp32, tmp_
 
     monkeypatch.setattr(TextEncoder, "encode", spy)
     # the Context carries only the train split; the runner never hands handlers the test split
-    art = apply(ov_fp32["bert"], parse_spec("openvino-int8:examples=24,seed=3"), tmp_path, _ctx())
-    assert seen == calibration_sample(TRAIN, 24, 3)  # exactly the seeded sample, once, in order
-    assert set(seen) <= set(TRAIN) and not set(seen) & set(TEST)
+    art = apply(ov_fp32["bert"], parse_spec("openvino-int8:examples=24,seed=3"), tmp_path, calibration_context())
+    assert seen == calibration_sample(CALIB_TEXTS, 24, 3)  # exactly the seeded sample, once, in order
+    assert set(seen) <= set(CALIB_TEXTS) and not set(seen) & set(HELD_OUT_TEXTS)
     info = art.meta["openvino_int8"]
     assert info["calibration_examples"] == 24 and info["calibration_source"] == "train split"
     seen.clear()
-    apply(ov_fp32["bert"], parse_spec("openvino-int8:mode=weights"), tmp_path, _ctx())
+    apply(ov_fp32["bert"], parse_spec("openvino-int8:mode=weights"), tmp_path, calibration_context())
     assert seen == []  # weight-only reads no text at all
 
 
@@ -254,7 +228,7 @@ def test_chains_that_cannot_work_are_refused(ov_fp32, artifact_cache, tiny_bert)
     ):
         check_chain("hf", [parse_spec("openvino"), parse_spec("onnx-int8")])
     with pytest.raises(TechniqueError, match=r"openvino-int8.*needs an OpenVINO IR model.*gets a PyTorch"):
-        apply(tiny_bert, parse_spec("openvino-int8"), artifact_cache, _ctx())
+        apply(tiny_bert, parse_spec("openvino-int8"), artifact_cache, calibration_context())
     with pytest.raises(TechniqueError, match=r"cannot follow step 1 \(openvino\).*PyTorch"):
         check_chain("hf", [parse_spec("openvino"), parse_spec("prune-heads:0.5")])
     q = apply(ov_fp32["bert"], parse_spec("openvino-int8:mode=weights"), artifact_cache)
@@ -300,7 +274,7 @@ def test_the_profiling_child_measures_openvino_variants(ov_fp32, artifact_cache,
     monkeypatch.delenv(TEST_PREDICTOR_ENV, raising=False)
     work = Workload(eval_texts=TEXTS * 2, latency_texts=TEXTS, batch_size=4, repeats=5, warmup=1, threads=1)
     fp32 = ov_fp32["bert"]
-    int8 = apply(fp32, parse_spec("openvino-int8:examples=32"), artifact_cache, _ctx())
+    int8 = apply(fp32, parse_spec("openvino-int8:examples=32"), artifact_cache, calibration_context())
     results = {}
     for art in (fp32, int8):
         res = profile_in_child(art.path, work, timeout_s=300)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,8 +10,7 @@ import pytest
 from compression import Artifact, apply, parse_spec
 from compression.predictors import OnnxPredictor, TorchPredictor, load_predictor
 from compression.tokenize import TokenizerError, load_encoder
-from tests.helpers import REPO
-from tests.helpers.tiny_models import ONNX_ATOL, TEXTS, torch_logits
+from tests.helpers.tiny_models import ONNX_ATOL, TEXTS, predict_in_child, torch_logits
 
 
 def test_encoder_pads_dynamically_and_truncates(tiny_bert):
@@ -92,29 +89,9 @@ def test_onnx_predictor_configures_the_session(tiny_bert, artifact_cache):
         load_predictor(art, threads=0)
 
 
-_CHILD = """
-import sys, json
-from compression.artifact import Artifact
-from compression.predictors import load_predictor
-pred = load_predictor(Artifact.load(sys.argv[1]), threads=1)
-logits = pred.predict_logits(["a fine film", "bad"])
-print(json.dumps({"shape": list(logits.shape), "torch": "torch" in sys.modules,
-                  "transformers": "transformers" in sys.modules}))
-"""
-
-
 def test_onnx_predictor_never_imports_torch(tiny_bert, artifact_cache):
     art = apply(apply(tiny_bert, parse_spec("onnx"), artifact_cache), parse_spec("onnx-int8"), artifact_cache)
-    out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(art.path)],
-        check=False,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = predict_in_child(art.path)
     assert result == {"shape": [2, 2], "torch": False, "transformers": False}
 
 

@@ -19,10 +19,7 @@ from tests.helpers.tiny_models import (
     centered_corr,
     folder_hash,
 )
-from tests.helpers.toy_data import toy_texts
-
-TRAIN, TRAIN_Y = toy_texts(60, seed=1)
-TEST = [f"held-out review number {i}, never to be calibrated on" for i in range(20)]
+from tests.helpers.toy_data import CALIB_TEXTS, HELD_OUT_TEXTS, calibration_context
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +30,6 @@ def onnx_bert(tiny_bert, artifact_cache):
 @pytest.fixture(scope="module")
 def onnx_roberta(tiny_roberta, artifact_cache):
     return apply(tiny_roberta, parse_spec("onnx"), artifact_cache)
-
-
-def _ctx() -> Context:
-    return Context(train_texts=list(TRAIN), train_labels=list(TRAIN_Y), seed=0)
 
 
 def _ops(art) -> list[str]:
@@ -55,16 +48,16 @@ def test_calibration_only_tokenizes_a_seeded_sample_of_the_train_texts(onnx_bert
 
     monkeypatch.setattr(TextEncoder, "encode", spy)
     # the Context carries only the train split; the runner never hands handlers the test split
-    art = apply(onnx_bert, parse_spec("onnx-static-int8:examples=24,seed=3"), tmp_path, _ctx())
+    art = apply(onnx_bert, parse_spec("onnx-static-int8:examples=24,seed=3"), tmp_path, calibration_context())
     # After calibrating, the build's int8 kernel check encodes its fixed probe sentences (never data of the run).
     calibrated = seen[: -len(PROBE_TEXTS)]
     assert seen[-len(PROBE_TEXTS):] == list(PROBE_TEXTS)
-    assert len(calibrated) == 24 and set(calibrated) <= set(TRAIN) and not set(seen) & set(TEST)
-    assert calibrated == calibration_sample(TRAIN, 24, 3)  # exactly the seeded sample, in order
-    assert calibration_sample(TRAIN, 24, 3) != calibration_sample(TRAIN, 24, 4)
+    assert len(calibrated) == 24 and set(calibrated) <= set(CALIB_TEXTS) and not set(seen) & set(HELD_OUT_TEXTS)
+    assert calibrated == calibration_sample(CALIB_TEXTS, 24, 3)  # exactly the seeded sample, in order
+    assert calibration_sample(CALIB_TEXTS, 24, 3) != calibration_sample(CALIB_TEXTS, 24, 4)
     info = art.meta["onnx_static_int8"]
     assert info["calibration_examples"] == 24 and info["calibration_source"] == "train split"
-    assert calibration_sample(TRAIN, 1000, 0) == TRAIN  # asking for more than there are takes them all
+    assert calibration_sample(CALIB_TEXTS, 1000, 0) == CALIB_TEXTS  # asking for more than there are takes them all
 
 
 def test_no_train_texts_is_refused(onnx_bert, tmp_path):
@@ -87,7 +80,7 @@ def test_no_train_texts_is_refused(onnx_bert, tmp_path):
 def test_static_int8_close_to_fp32_input_untouched(onnx_bert, onnx_roberta, artifact_cache, spec, model):
     src = {"bert": onnx_bert, "roberta": onnx_roberta}[model]
     before = folder_hash(src.path)
-    art = apply(src, parse_spec(spec), artifact_cache, _ctx())
+    art = apply(src, parse_spec(spec), artifact_cache, calibration_context())
     assert folder_hash(src.path) == before
     assert art.format == "onnx" and art.meta["quantized"] == "onnx-static-int8"
     assert art.lineage[-1] == parse_spec(spec).spec()
@@ -119,7 +112,7 @@ def test_excluded_layer_keeps_its_float_matmul(onnx_bert, tmp_path):
     import onnx
 
     name = "bert.encoder.layer.1.intermediate.dense"
-    art = apply(onnx_bert, parse_spec(f"onnx-static-int8:examples=16,exclude_layers={name}"), tmp_path, _ctx())
+    art = apply(onnx_bert, parse_spec(f"onnx-static-int8:examples=16,exclude_layers={name}"), tmp_path, calibration_context())
     nodes = art.meta["onnx_static_int8"]["excluded_nodes"]
     assert len(nodes) == 1
     graph = onnx.load(str(art.path / "model.onnx")).graph
@@ -151,7 +144,7 @@ def test_invalid_configs_refused(spec, match):
 def test_unknown_layer_name_refused(onnx_bert, tmp_path):
     with pytest.raises(TechniqueError, match="bert.encoder.layer.7.output.dense"):
         apply(onnx_bert, parse_spec("onnx-static-int8:exclude_layers=bert.encoder.layer.7.output.dense"), tmp_path,
-              _ctx())
+              calibration_context())
 
 
 def test_impossible_chains_refused(tiny_bert):
@@ -181,7 +174,7 @@ def test_forced_8bit_static_weights_saturate_exactly_where_the_cpu_lacks_vnni(on
     """The kernel check tells rounding ties (a step or two on a few logits) from saturation, on the detected CPU."""
     from compression.cpu import detect
 
-    art = apply(onnx_bert, parse_spec("onnx-static-int8:examples=32,reduce_range=false"), artifact_cache, _ctx())
+    art = apply(onnx_bert, parse_spec("onnx-static-int8:examples=32,reduce_range=false"), artifact_cache, calibration_context())
     check = art.meta["int8_kernel_check"]
     assert check["exact"] is detect().vnni and check["saturated"] is (not detect().vnni)
     if not detect().vnni:

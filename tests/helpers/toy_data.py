@@ -48,3 +48,15 @@ def write_csv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] =
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+# The calibration split of the int8 tests: seeded toy train texts, and test texts a calibration must never see.
+CALIB_TEXTS, CALIB_LABELS = toy_texts(60, seed=1)
+HELD_OUT_TEXTS = [f"held-out review number {i}, never to be calibrated on" for i in range(20)]
+
+
+def calibration_context(seed: int = 0):
+    """A technique Context carrying only the calibration train split (as the runner hands handlers)."""
+    from compression.registry import Context
+
+    return Context(train_texts=list(CALIB_TEXTS), train_labels=list(CALIB_LABELS), seed=seed)
