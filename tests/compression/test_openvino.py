@@ -12,7 +12,6 @@ from compression import TechniqueError, apply, apply_chain, check_chain, parse_s
 from compression.onnx_static_int8 import calibration_sample
 from compression.openvino_export import ir_stats
 from compression.registry import REGISTRY, Context
-from compression.tokenize import TextEncoder
 from tests.helpers.tiny_models import (
     INT8_MIN_CORR,
     ONNX_ATOL,
@@ -23,7 +22,7 @@ from tests.helpers.tiny_models import (
     predict_in_child,
     torch_logits,
 )
-from tests.helpers.toy_data import CALIB_TEXTS, HELD_OUT_TEXTS, calibration_context
+from tests.helpers.toy_data import CALIB_TEXTS, HELD_OUT_TEXTS, calibration_context, record_encoded_texts
 
 # What int8 guarantees, on any x86 CPU. Each int8 tensor is within half a quantization step of its float value
 # (1/510 of its per-channel or calibrated range), and the CPU does not change those integers: the default
@@ -187,14 +186,7 @@ def test_weight_only_ir_turns_off_on_the_fly_activation_quantization(ov_fp32, ar
 
 
 def test_ptq_calibrates_only_on_a_seeded_sample_of_the_train_texts(ov_fp32, tmp_path, monkeypatch):
-    seen: list[str] = []
-    original = TextEncoder.encode
-
-    def spy(self, texts, length=None):
-        seen.extend(texts)
-        return original(self, texts, length)
-
-    monkeypatch.setattr(TextEncoder, "encode", spy)
+    seen = record_encoded_texts(monkeypatch)
     # the Context carries only the train split; the runner never hands handlers the test split
     art = apply(ov_fp32["bert"], parse_spec("openvino-int8:examples=24,seed=3"), tmp_path, calibration_context())
     assert seen == calibration_sample(CALIB_TEXTS, 24, 3)  # exactly the seeded sample, once, in order

@@ -10,7 +10,7 @@ from compression.int8_reference import PROBE_TEXTS, exact_tolerance, reference_o
 from compression.onnx_static_int8 import calibration_sample
 from compression.predictors import load_predictor
 from compression.registry import Context
-from compression.tokenize import TextEncoder, load_encoder
+from compression.tokenize import load_encoder
 from tests.helpers.engine import run_on_default
 from tests.helpers.tiny_models import (
     INT8_ATOL,
@@ -19,7 +19,7 @@ from tests.helpers.tiny_models import (
     centered_corr,
     folder_hash,
 )
-from tests.helpers.toy_data import CALIB_TEXTS, HELD_OUT_TEXTS, calibration_context
+from tests.helpers.toy_data import CALIB_TEXTS, HELD_OUT_TEXTS, calibration_context, record_encoded_texts
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +39,7 @@ def _ops(art) -> list[str]:
 
 
 def test_calibration_only_tokenizes_a_seeded_sample_of_the_train_texts(onnx_bert, tmp_path, monkeypatch):
-    seen: list[str] = []
-    original = TextEncoder.encode
-
-    def spy(self, texts, length=None):
-        seen.extend(texts)
-        return original(self, texts, length)
-
-    monkeypatch.setattr(TextEncoder, "encode", spy)
+    seen = record_encoded_texts(monkeypatch)
     # the Context carries only the train split; the runner never hands handlers the test split
     art = apply(onnx_bert, parse_spec("onnx-static-int8:examples=24,seed=3"), tmp_path, calibration_context())
     # After calibrating, the build's int8 kernel check encodes its fixed probe sentences (never data of the run).

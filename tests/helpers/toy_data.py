@@ -60,3 +60,18 @@ def calibration_context(seed: int = 0):
     from compression.registry import Context
 
     return Context(train_texts=list(CALIB_TEXTS), train_labels=list(CALIB_LABELS), seed=seed)
+
+
+def record_encoded_texts(monkeypatch) -> list[str]:
+    """The list of every text ``TextEncoder.encode`` is given from now on (it fills as the test runs)."""
+    from compression.tokenize import TextEncoder
+
+    seen: list[str] = []
+    original = TextEncoder.encode
+
+    def spy(self, texts, length=None):
+        seen.extend(texts)
+        return original(self, texts, length)
+
+    monkeypatch.setattr(TextEncoder, "encode", spy)
+    return seen
