@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,10 @@ import streamlit as st
 from dashboard import state
 from dashboard.guard import problem
 from dashboard.upload import upload_picker
+from profiling.inputs.models import is_hub_id
 
 SOURCES = ("Default classifier", "Architecture preset", "Hugging Face Hub", "Local folder")
 RANDOM_WEIGHTS = "random weights: accuracy not meaningful"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 # ---- model -----------------------------------------------------------------------------------------------
 
@@ -83,7 +82,7 @@ def _check_hub_id(hub_id: str) -> tuple[str | None, list[str]]:
     hub_id = hub_id.removeprefix("hub:").removeprefix("https://huggingface.co/").strip("/")
     if not hub_id:
         return None, problem("Enter a Hugging Face Hub model id (org/name).", missing=True)
-    if not _HUB_ID.match(hub_id) or "--" in hub_id or ".." in hub_id:
+    if not is_hub_id(hub_id):
         return None, problem(f"{hub_id!r} is not a valid Hub model id: use the form org/name (letters, digits, - _ .).")
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on") and not _in_hub_cache(hub_id):
         return None, problem(

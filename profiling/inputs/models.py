@@ -33,6 +33,12 @@ RAM_FRACTION_LIMIT = 0.4  # refuse a model whose fp32 weights exceed this share 
 HUB_PROBE_TIMEOUT_S = 3.0
 RANDOM_NOTE = "random weights: accuracy not meaningful"
 HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def is_hub_id(text: str) -> bool:
+    """Whether ``text`` has the form of a Hub model id (``name`` or ``org/name``; no ``..`` or ``--``, which the Hub
+    refuses and which could walk out of the cache folder)."""
+    return bool(HUB_ID_RE.match(text)) and ".." not in text and "--" not in text
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 CONVERT_HINT = (
     "AutoModelForSequenceClassification.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)"

@@ -19,6 +19,7 @@ from typing import Any
 from compression.errors import UserError
 from profiling import paths
 from profiling import settings as _settings
+from profiling.inputs.models import is_hub_id
 from profiling.measure.timing import variant_timing
 from profiling.settings import Settings, SettingsError
 from profiling.store.runs import RunStore, now_iso, process_alive
@@ -39,7 +40,6 @@ PRECHECK_MAX_CSV_BYTES = 50 * 2**20
 LATENCY_TEXTS = 64
 UPDATE_EVERY_S = 0.3  # throttle of progress writes to the store
 ORIGINAL_NAME = "Original"
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _GENERIC_LABEL = re.compile(r"^label[_ ]?\d+$")
 
 Update = Callable[[int | None, dict], None]
@@ -129,7 +129,7 @@ def _check_model(spec: Any) -> str:
                 raise RequestError(str(exc)) from None
         return spec
     hub_id = rest if sep and kind == "hub" else spec
-    if not _HUB_ID.match(hub_id) or ".." in hub_id:
+    if not is_hub_id(hub_id):
         raise RequestError(f"{spec!r} is not a model: use 'default', 'preset:<name>', 'path:<folder>' or a Hub id "
                            "like 'org/name'")
     return spec

@@ -119,12 +119,12 @@ def _chain(variant: Mapping[str, Any]) -> list[Any]:
 
 
 def _is_runtime_int8(cls: Any) -> bool:
-    """A quantization step that takes and gives a model of a non-PyTorch runtime; "int8" in its name tells int8 apart
-    from the other such step (ONNX fp16), which the registry's formats and group cannot."""
+    """An int8 quantization step that takes and gives a model of a non-PyTorch runtime (its declared numeric kind tells
+    it apart from the other such step, ONNX fp16)."""
     if cls is None or getattr(cls, "group", "") != "quantization":
         return False
     fmt = getattr(cls, "produces", "")
-    return fmt in RUNTIMES and tuple(getattr(cls, "accepts", ())) == (fmt,) and "int8" in str(cls.name)
+    return fmt in RUNTIMES and tuple(getattr(cls, "accepts", ())) == (fmt,) and cls.numeric_kind() == "int8"
 
 
 def _plan(chain: Sequence[Any]) -> _Plan | None:
