@@ -77,23 +77,25 @@ def compare_intervals(value: tuple[float, float], reference: tuple[float, float]
     return "faster" if value[1] < reference[0] else "slower"
 
 
+def finite_or_nan(value: Any) -> float:
+    """``value`` as a float, or NaN when it is missing, not a number or not finite (how stored figures are read)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) else math.nan
+
+
 def latency_interval(metrics: dict[str, Any], key: str) -> tuple[float, float, float] | None:
     """(median, low, high) of a stored latency figure (``key`` "b1" or "bN"): the stored interval, or one
     bootstrapped from the stored raw values (runs made before intervals were stored); None without either."""
 
-    def num(value: Any) -> float:
-        try:
-            v = float(value)
-        except (TypeError, ValueError):
-            return math.nan
-        return v if math.isfinite(v) else math.nan
-
-    median = num(metrics.get(f"latency_{key}_median_ms"))
-    low, high = num(metrics.get(f"latency_{key}_ci_low_ms")), num(metrics.get(f"latency_{key}_ci_high_ms"))
+    median = finite_or_nan(metrics.get(f"latency_{key}_median_ms"))
+    low, high = finite_or_nan(metrics.get(f"latency_{key}_ci_low_ms")), finite_or_nan(metrics.get(f"latency_{key}_ci_high_ms"))
     if not (math.isnan(low) or math.isnan(high)):
         return (median if not math.isnan(median) else (low + high) / 2), low, high
     raw = metrics.get(f"latency_{key}_ms")
-    values = [v for v in (num(x) for x in raw) if not math.isnan(v)] if isinstance(raw, list) else []
+    values = [v for v in (finite_or_nan(x) for x in raw) if not math.isnan(v)] if isinstance(raw, list) else []
     return bootstrap_median_ci(values) if values else None
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from profiling.measure.stats import finite_or_nan
 from profiling.schema import METRICS, RunStatus, VariantStatus
 
 # Figures of the reference table in display order: metrics key -> header, from the registry (the labels
@@ -30,14 +31,6 @@ STATUS_LABELS: dict[str, str] = {
     VariantStatus.DONE: "done",
     VariantStatus.FAILED: "failed",
 }
-
-
-def _num(value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return v if math.isfinite(v) else math.nan
 
 
 def confusion(labels: Sequence[int], preds: Sequence[int], n: int) -> np.ndarray:
@@ -80,10 +73,10 @@ def metrics_frame(
             "variant": str(v.get("name") or f"variant {v['idx']}"),
             "techniques": " \u2192 ".join(str(s) for s in v.get("lineage") or []) or "original",
             "status": STATUS_LABELS.get(v.get("status"), str(v.get("status"))),
-            "batch_size": _num(m.get("batch_size")),
+            "batch_size": finite_or_nan(m.get("batch_size")),
         }
         for key in FIGURES:
-            row[key] = _num(m.get(key))
+            row[key] = finite_or_nan(m.get(key))
         preds = (predictions.get(int(v["idx"])) or {}).get("preds")
         if preds and labels is not None and len(preds) == len(labels):
             n = n_labels or (max(max(labels), max(preds)) + 1)
@@ -105,9 +98,9 @@ def metrics_frame(
     df.index.name = None
     base = df.loc[0] if 0 in df.index else None
     for key, (source, _) in RATIOS.items():
-        ref = _num(base[source]) if base is not None else math.nan
+        ref = finite_or_nan(base[source]) if base is not None else math.nan
         df[key] = df[source] / ref if ref and not math.isnan(ref) else math.nan
-    ref_acc = _num(base["accuracy"]) if base is not None else math.nan
+    ref_acc = finite_or_nan(base["accuracy"]) if base is not None else math.nan
     df[ACCURACY_DELTA[0]] = (df["accuracy"] - ref_acc) * 100.0
     from profiling.report.uncertainty import add_noise_columns  # intervals and "within noise" verdicts
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from profiling.measure.stats import AccuracyChange, accuracy_change, compare_intervals, latency_interval
+from profiling.measure.stats import AccuracyChange, accuracy_change, compare_intervals, finite_or_nan, latency_interval
 
 LATENCY_KEYS = ("b1", "bN")
 # Extra columns of the reference table, each shown right after its anchor figure (results_data.display_columns).
@@ -27,14 +27,6 @@ RSS_MEANING = (
     "process reads at each phase, so a spike between two samples is not lost; the OS max RSS column is the kernel's "
     "figure for the same process, as its parent sees it when the process ends."
 )
-
-
-def _num(value: Any) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return math.nan
-    return v if math.isfinite(v) else math.nan
 
 
 def latency_ci(metrics: Mapping[str, Any], key: str) -> tuple[float, float, float] | None:
@@ -103,7 +95,7 @@ def noisy_measurements(variants: list[dict]) -> list[str]:
         m = v.get("metrics") or {}
         for key in LATENCY_KEYS:
             if m.get(f"latency_{key}_noisy"):
-                other, steal = _num(m.get(f"latency_{key}_other_cpu_frac")), _num(m.get(f"latency_{key}_steal_frac"))
+                other, steal = finite_or_nan(m.get(f"latency_{key}_other_cpu_frac")), finite_or_nan(m.get(f"latency_{key}_steal_frac"))
                 extra = f", {steal:.0%} stolen by the hypervisor" if steal and steal > 0.005 else ""
                 lines.append(f"**{v.get('name')}** ({key}): other processes used {other:.0%} of the CPU{extra}")
     return lines
@@ -123,7 +115,7 @@ def trust_frame(variants: list[dict], batch_size: int | None = None) -> pd.DataF
                 continue
             raw = m.get(f"latency_{key}_ms")
             n = m.get(f"latency_{key}_n") or (len(raw) if isinstance(raw, list) else None)
-            target = _num(m.get(f"latency_{key}_target_rel"))
+            target = finite_or_nan(m.get(f"latency_{key}_target_rel"))
             reached = m.get(f"latency_{key}_target_reached")
             rows.append(
                 {
@@ -135,7 +127,7 @@ def trust_frame(variants: list[dict], batch_size: int | None = None) -> pd.DataF
                     "Repeats": n,
                     "Target": (f"\u00b1{100 * target:g} %: " + ("reached" if reached else "not reached"))
                     if target and not math.isnan(target) else "fixed repeats",
-                    "Other CPU use": _num(m.get(f"latency_{key}_other_cpu_frac")),
+                    "Other CPU use": finite_or_nan(m.get(f"latency_{key}_other_cpu_frac")),
                     "vs original": "reference" if idx == 0 else (None if ref is None
                                                                  else compare_intervals(ci[1:], ref[1:])),
                 }
@@ -149,18 +141,18 @@ def memory_frame(variants: list[dict]) -> pd.DataFrame:
     rows = []
     for v in variants:
         m = v.get("metrics") or {}
-        if math.isnan(_num(m.get("peak_rss_mib"))):
+        if math.isnan(finite_or_nan(m.get("peak_rss_mib"))):
             continue
         rows.append(
             {
                 "Variant": str(v.get("name")),
-                "Peak RSS (MiB)": _num(m.get("peak_rss_mib")),
+                "Peak RSS (MiB)": finite_or_nan(m.get("peak_rss_mib")),
                 "Peak phase": m.get("peak_rss_phase"),
                 "Peak from": m.get("peak_rss_source") or "sampled",
-                "Sampled peak (MiB)": _num(m.get("peak_rss_sampled_mib", m.get("peak_rss_mib"))),
-                "OS max RSS (MiB)": _num(m.get("rusage_maxrss_mib")),
-                "USS at end (MiB)": _num(m.get("uss_mib")),
-                "File-backed RSS (MiB)": _num(m.get("rss_file_mib")),
+                "Sampled peak (MiB)": finite_or_nan(m.get("peak_rss_sampled_mib", m.get("peak_rss_mib"))),
+                "OS max RSS (MiB)": finite_or_nan(m.get("rusage_maxrss_mib")),
+                "USS at end (MiB)": finite_or_nan(m.get("uss_mib")),
+                "File-backed RSS (MiB)": finite_or_nan(m.get("rss_file_mib")),
             }
         )
     return pd.DataFrame(rows)
@@ -172,6 +164,6 @@ def missed_peaks(variants: list[dict]) -> list[str]:
     for v in variants:
         m = v.get("metrics") or {}
         if m.get("peak_rss_source") == "kernel high-water mark":
-            out.append(f"{v.get('name')}: {_num(m.get('peak_rss_mib')):.0f} MiB during {m.get('peak_rss_phase')}, "
-                       f"{_num(m.get('peak_rss_missed_mib')):.0f} MiB above the highest sample")
+            out.append(f"{v.get('name')}: {finite_or_nan(m.get('peak_rss_mib')):.0f} MiB during {m.get('peak_rss_phase')}, "
+                       f"{finite_or_nan(m.get('peak_rss_missed_mib')):.0f} MiB above the highest sample")
     return out
