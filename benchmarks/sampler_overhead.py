@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from profiling import paths
-from profiling.measure.memory import RssSampler, backend
+from profiling.measure.memory import RssSampler
 from profiling.measure.stats import bootstrap_median_ci
 
 TARGET = 0.03
@@ -49,7 +49,6 @@ print(json.dumps(calls))
 
 def measure(duration: float, block: float, threads: int, matmuls: int) -> dict:
     env = {**os.environ, **{v: str(threads) for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
-    backend()
     proc = subprocess.Popen(
         [sys.executable, "-c", LOOP, str(duration), str(matmuls)], stdout=subprocess.PIPE, text=True, env=env
     )

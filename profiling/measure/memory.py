@@ -1,8 +1,9 @@
-"""RSS timeline of another process, sampled in a thread with memory-profiler; USS via psutil."""
+"""RSS timeline of another process, sampled in a thread from /proc/PID/statm; USS via psutil."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +34,6 @@ class RssSampler:
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"sampling interval must be > 0 s, got {interval_s}")
-        self._get_memory = backend()
         self.pid = pid
         self.interval_s = interval_s
         self.flush_s = flush_s
@@ -74,13 +74,14 @@ class RssSampler:
         last_flush = next_at
         while not self._stop.is_set():
             try:
-                got = self._get_memory(self.pid, "psutil", timestamps=True)  # one /proc read
-            except psutil.NoSuchProcess:  # includes ZombieProcess: the child has exited
+                mib = rss_mib(self.pid)  # one /proc read
+                t = time.time()
+            except psutil.NoSuchProcess:  # the child has exited and been reaped
                 self.vanished = True
                 break
             # None: access denied; 0 MiB: a zombie whose memory is already released. Neither is a real reading.
-            if got is not None and got[0] > 0:
-                self.samples.append((got[1] - self.t0, got[0]))
+            if mib is not None and mib > 0:
+                self.samples.append((t - self.t0, mib))
             now = time.perf_counter()
             if now - last_flush >= self.flush_s:
                 last_flush = now
@@ -104,13 +105,26 @@ class RssSampler:
                 log.exception("on_samples callback failed")
 
 
-def backend() -> Callable:
-    """memory-profiler's sampling function, imported on first use: not at module level, because the profiling child
-    imports this module and must stay lean (memory-profiler pulls in IPython when installed, ~0.4 s); call it before
-    spawning a process so the first sample is not delayed by the import."""
-    from memory_profiler import _get_memory
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
-    return _get_memory
+
+def rss_mib(pid: int) -> float | None:
+    """A process's resident set size in MiB: the second field of ``/proc/PID/statm`` (resident pages), the figure
+    psutil's ``memory_info().rss`` (and memory-profiler's psutil backend) reports, without building a psutil Process per
+    sample. Elsewhere than Linux, psutil. Raises ``psutil.NoSuchProcess`` once the process is gone (reaped); returns
+    None when access is denied. A zombie reads 0."""
+    try:
+        with open(f"/proc/{int(pid)}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * PAGE_SIZE / 2**20
+    except FileNotFoundError:
+        if os.path.isdir("/proc/self"):  # Linux: the process is gone
+            raise psutil.NoSuchProcess(pid) from None
+    except PermissionError:
+        return None
+    try:
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except psutil.AccessDenied:
+        return None
 
 
 def uss_mib(pid: int | None = None) -> float | None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from compression.artifact import Artifact
 from profiling.measure.child import PARENT_PID_ENV
-from profiling.measure.memory import RssSampler, Sample, SamplesCallback, backend
+from profiling.measure.memory import RssSampler, Sample, SamplesCallback
 from profiling.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -227,8 +227,6 @@ def profile_in_child(
             str(artifact.path.resolve()),
             str(result_path),
         ]
-        if sample_interval_s:
-            backend()  # import memory-profiler now, not between the spawn and the first sample
         samplers: list[RssSampler] = []
 
         def start_sampler(pid: int) -> None:  # the worker announces itself first thing
@@ -237,7 +235,7 @@ def profile_in_child(
 
         with open(stderr_path, "wb") as stderr:
             t0 = time.time()
-            # reading the artifact, importing the sampler (memory-profiler) first time: before the child's clock
+            # reading the artifact and writing the workload: before the child's clock
             metrics["profiler_setup_s"] = t0 - t_setup
             proc = subprocess.Popen(
                 cmd,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from fractions import Fraction
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,16 +102,27 @@ def latency_interval(metrics: dict[str, Any], key: str) -> tuple[float, float, f
 
 def mcnemar_exact(b: int, c: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pair counts: ``b`` examples only the first model got
-    right, ``c`` only the second. 1.0 when there are no discordant pairs."""
-    from scipy.stats import binomtest
+    right, ``c`` only the second. 1.0 when there are no discordant pairs.
 
+    Under the null each discordant pair goes either way with probability 1/2, so ``b`` ~ Binomial(b + c, 1/2) and
+    the two-sided p-value is twice the smaller tail, capped at 1 (for p = 1/2 the same as scipy's
+    ``binomtest(b, n, 0.5).pvalue``, which sums every outcome no more likely than ``b``; the distribution is
+    symmetric). Exact integer arithmetic, so no scipy import and no underflow for large counts."""
     for name, v in (("b", b), ("c", c)):
         if int(v) != v or v < 0:
             raise ValueError(f"discordant count {name} must be a whole number >= 0, got {v!r}")
-    n = int(b) + int(c)
+    b, c = int(b), int(c)
+    n = b + c
     if n == 0:
         return 1.0
-    return float(binomtest(int(b), n, 0.5, alternative="two-sided").pvalue)
+    k = min(b, c)
+    if 2 * k == n:
+        return 1.0
+    term = tail = 1  # C(n, 0); each next term C(n, i + 1) = C(n, i) * (n - i) / (i + 1), exact in integers
+    for i in range(k):
+        term = term * (n - i) // (i + 1)
+        tail += term  # 2**n * P(X <= k)
+    return min(1.0, float(Fraction(2 * tail, 2**n)))
 
 
 def paired_bootstrap_diff(

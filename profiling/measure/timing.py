@@ -10,8 +10,7 @@ from typing import Any
 # Segments in the order they happen, with what each covers (the CLI's legend and the Results page's hover text).
 SEGMENTS: dict[str, str] = {
     "build": "building the artifact (the technique chain; a cached artifact is only looked up)",
-    "profiler set-up": "the profiler's own set-up before spawning (reading the artifact; importing the RSS sampler "
-                       "once per process)",
+    "profiler set-up": "the profiler's own set-up before spawning (reading the artifact, writing the workload)",
     "child start": "spawning the fresh profiling process (interpreter start-up) until its import phase",
     "import": "importing the runtime (torch, transformers, onnxruntime, ...) and reading the artifact",
     "load": "loading the model into the runtime",

@@ -14,7 +14,7 @@ import pytest
 from compression.artifact import Artifact
 from profiling.measure import env, evaluation, latency
 from profiling.measure.child import PHASES, TEST_PREDICTOR_ENV
-from profiling.measure.memory import RssSampler, backend
+from profiling.measure.memory import RssSampler, rss_mib
 from profiling.measure.monitor import ChildResult, Workload, profile_in_child
 from tests.helpers import REPO
 from tests.helpers.engine import build_tiny_artifact
@@ -86,6 +86,47 @@ def test_classification_metrics_keeps_all_labels_and_handles_missing_predictions
         evaluation.classification_metrics([0, 1], [0], n_labels=2)
 
 
+def test_classification_metrics_labels_absent_from_one_side():
+    # label 2 only predicted (never true): F1 0, and it counts in the macro average; label 3 in neither: left out
+    m = evaluation.classification_metrics([0, 0, 1, 1], [0, 2, 1, 1], n_labels=4)
+    # class 0: P=1, R=1/2 -> 2/3; class 1: P=1, R=1 -> 1; class 2: P=0 (1 predicted, none right) -> 0
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 1 + 0) / 3)
+    assert m["accuracy"] == pytest.approx(3 / 4)
+    assert m["confusion"] == [[1, 0, 1, 0], [0, 2, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    # label 1 only true (never predicted): F1 0, counted
+    m = evaluation.classification_metrics([0, 1], [0, 0], n_labels=2)
+    assert m["macro_f1"] == pytest.approx((2 / 3 + 0) / 2) and m["accuracy"] == 0.5
+    # one label only, all right
+    m = evaluation.classification_metrics([1, 1, 1], [1, 1, 1], n_labels=3)
+    assert m == {"accuracy": 1.0, "macro_f1": 1.0, "confusion": [[0, 0, 0], [0, 3, 0], [0, 0, 0]]}
+
+
+def test_classification_metrics_match_scikit_learn():
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n_labels = int(rng.integers(1, 7))
+        n = int(rng.integers(1, 40))
+        # draw from a subset of the labels so some are absent from y_true, y_pred or both
+        used = rng.choice(n_labels, size=int(rng.integers(1, n_labels + 1)), replace=False)
+        y_true = rng.choice(used, size=n).tolist()
+        y_pred = [y if rng.random() < 0.6 else int(rng.integers(0, n_labels)) for y in y_true]
+        m = evaluation.classification_metrics(y_true, y_pred, n_labels)
+        assert m["accuracy"] == pytest.approx(metrics.accuracy_score(y_true, y_pred), abs=1e-12), trial
+        assert m["macro_f1"] == pytest.approx(
+            metrics.f1_score(y_true, y_pred, average="macro", zero_division=0), abs=1e-12), trial
+        assert m["confusion"] == metrics.confusion_matrix(y_true, y_pred, labels=list(range(n_labels))).tolist()
+
+
+def test_scoring_imports_no_scikit_learn_or_scipy():
+    code = ("import sys; from profiling.measure import evaluation, stats, memory; "
+            "evaluation.classification_metrics([0, 1, 1], [0, 1, 0], 2); stats.mcnemar_exact(3, 9); "
+            "memory.rss_mib(__import__('os').getpid()); "
+            "print(sorted(m for m in ('sklearn', 'scipy', 'memory_profiler', 'IPython') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_agreement_and_softmax():
     assert evaluation.agreement([0, 1, 2, 2], [0, 1, 1, 2]) == 0.75
     with pytest.raises(ValueError):
@@ -148,7 +189,6 @@ time.sleep(0.4)
 
 def test_sampler_sees_a_known_allocation_and_survives_the_exit():
     chunks = []
-    backend()  # import memory-profiler before the spawn (it takes ~0.4 s), as the monitor does
     proc = subprocess.Popen([sys.executable, "-c", ALLOC_SCRIPT], stdout=subprocess.PIPE, text=True)
     sampler = RssSampler(proc.pid, interval_s=0.05, on_samples=chunks.append).start()
     assert proc.stdout.readline() == "ready\n"  # numpy imported; 0.6 s of idling follow
@@ -164,6 +204,30 @@ def test_sampler_sees_a_known_allocation_and_survives_the_exit():
     assert sum(len(c) for c in chunks) == len(samples) and len(chunks) >= 3  # delivered in ~0.5 s chunks
     ts = [t for t, _ in samples]
     assert ts == sorted(ts)
+
+
+def _status_rss_mib() -> float:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines() if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def test_rss_mib_agrees_with_proc_status_on_a_known_allocation():
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("no /proc on this OS")
+    before, status_before = rss_mib(os.getpid()), _status_rss_mib()
+    block = np.ones(100 * 2**20 // 8)  # 100 MiB, every page touched
+    after, status_after = rss_mib(os.getpid()), _status_rss_mib()
+    assert abs(after - status_after) <= 1.0 and abs(before - status_before) <= 1.0
+    assert 95 <= after - before <= 110, f"RSS rose by {after - before:.1f} MiB for a 100 MiB allocation"
+    assert after == pytest.approx(psutil.Process().memory_info().rss / 2**20, abs=1.0)
+    del block
+
+
+def test_rss_mib_of_a_reaped_process_raises_no_such_process():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    with pytest.raises(psutil.NoSuchProcess):
+        rss_mib(proc.pid)
 
 
 def test_sampler_rejects_a_bad_interval():

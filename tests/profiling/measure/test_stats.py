@@ -59,6 +59,23 @@ def test_mcnemar_exact_hand_computed():
     assert stats.mcnemar_exact(0, 0) == 1.0
     with pytest.raises(ValueError, match="discordant"):
         stats.mcnemar_exact(-1, 3)
+    with pytest.raises(ValueError, match="discordant"):
+        stats.mcnemar_exact(1.5, 3)
+
+
+def test_mcnemar_exact_matches_scipy_binomtest():
+    binomtest = pytest.importorskip("scipy.stats").binomtest
+    pairs = [(b, c) for b in range(0, 41) for c in range(0, 41) if b + c] + [(120, 180), (3000, 3300), (1, 400)]
+    for b, c in pairs:
+        expected = binomtest(b, b + c, 0.5, alternative="two-sided").pvalue
+        assert stats.mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-9, abs=1e-300), (b, c)
+
+
+def test_mcnemar_exact_on_large_counts():
+    # 2 * (1/2)^1000 = 2^-999: 2^1000 overflows a double, so this checks the tail is computed in exact integers
+    assert stats.mcnemar_exact(0, 1000) == pytest.approx(2.0**-999, rel=1e-12)
+    # b = 1, c = 1000: 2 * (1 + 1001) / 2^1001
+    assert stats.mcnemar_exact(1, 1000) == pytest.approx(2 * 1002 * 2.0**-1001, rel=1e-12)
 
 
 def test_accuracy_change_hand_computed():
