@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from fractions import Fraction
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +107,8 @@ def mcnemar_exact(b: int, c: int) -> float:
     the two-sided p-value is twice the smaller tail, capped at 1 (for p = 1/2 the same as scipy's
     ``binomtest(b, n, 0.5).pvalue``, which sums every outcome no more likely than ``b``; the distribution is
     symmetric). Exact integer arithmetic, so no scipy import and no underflow for large counts."""
+    from fractions import Fraction  # here: the profiling child imports this module and stays lean
+
     for name, v in (("b", b), ("c", c)):
         if int(v) != v or v < 0:
             raise ValueError(f"discordant count {name} must be a whole number >= 0, got {v!r}")
