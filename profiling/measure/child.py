@@ -125,6 +125,22 @@ def backend_modules(fmt: str, model_type: str | None) -> list[str]:
     return names
 
 
+def batch_independent(lineage) -> bool:
+    """Whether a model made by these technique steps gives each text the same prediction whatever else is in its
+    batch: no step quantizes or changes the number format (a dynamic int8 model scales its activations per batch),
+    and every step is known. Used to evaluate in batches of similar length."""
+    from compression.registry import REGISTRY
+
+    for name in lineage or ():
+        technique = REGISTRY.get(str(name))
+        if technique is None:
+            return False
+        cls = technique.config_cls
+        if getattr(cls, "group", "") == "quantization" or cls.numeric_kind() is not None:
+            return False
+    return True
+
+
 def _predictor_factory(artifact):
     hook = os.environ.get(TEST_PREDICTOR_ENV)
     if hook:
@@ -242,9 +258,12 @@ def profile(workload: dict, artifact_dir: Path, channel: Channel, t_import: floa
 
     channel.phase("evaluation")
     t_eval = time.perf_counter()
-    # Batches of texts of similar length (dynamic padding pads each batch to its longest text, so a batch of
-    # similar lengths computes less padding); the predictions go back to the sample's order.
-    order = sorted(range(len(eval_texts)), key=lambda i: (len(eval_texts[i]), i))
+    # Batches of texts of similar length where that cannot change a prediction (dynamic padding pads each batch to
+    # its longest text, so a batch of similar lengths computes less padding); the predictions go back to the
+    # sample's order. A quantized model keeps the sample's batches: its activations' scale may depend on the batch.
+    order = list(range(len(eval_texts)))
+    if batch_independent(artifact.lineage):
+        order.sort(key=lambda i: (len(eval_texts[i]), i))
     chunks = []
     for start in range(0, len(order), batch_size):
         batch = [eval_texts[i] for i in order[start : start + batch_size]]

@@ -533,3 +533,12 @@ def test_memory_meter_agrees_with_the_os_on_the_default_classifier(monkeypatch):
         assert m["peak_rss_mib"] == pytest.approx(m["rusage_maxrss_mib"], rel=0.05), art.format
         assert m["peak_rss_sampled_mib"] <= m["peak_rss_mib"] and m["peak_rss_phase"] in PHASES + ("start-up",)
         assert 0 < m["uss_mib"] < m["peak_rss_mib"] and m["rss_file_mib"] > 0  # shared pages count in RSS
+
+
+def test_batch_independent_only_for_known_unquantized_lineages():
+    from profiling.measure.child import batch_independent
+
+    assert batch_independent([]) and batch_independent(["onnx"]) and batch_independent(["prune-heads", "torchscript"])
+    # dynamic int8 scales activations per batch: the evaluation keeps the sample's batches
+    assert not batch_independent(["onnx", "onnx-int8"]) and not batch_independent(["torch-int8"])
+    assert not batch_independent(["no-such-technique"])
