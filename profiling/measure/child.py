@@ -51,7 +51,8 @@ BACKEND_MODULES = {
     "hf": ("torch", "transformers", "transformers.modeling_utils"),
     "torch-int8": ("torch", "transformers", "transformers.modeling_utils"),
     "torchscript": ("torch",),
-    "pt2": ("torch",),
+    # torch.export.load imports its archive reader and tracer on first use (seconds): part of importing, not loading
+    "pt2": ("torch", "torch.export", "torch.export.pt2_archive._package", "torch.export._trace"),
 }
 PHASES = ("import", "load", "first-call", "warm-up", "latency", "evaluation", "done")
 

@@ -542,3 +542,14 @@ def test_batch_independent_only_for_known_unquantized_lineages():
     # dynamic int8 scales activations per batch: the evaluation keeps the sample's batches
     assert not batch_independent(["onnx", "onnx-int8"]) and not batch_independent(["torch-int8"])
     assert not batch_independent(["no-such-technique"])
+
+
+def test_backend_modules_name_real_modules():
+    # a misspelt name would only be logged by the child and its import would fall into the load phase again
+    import importlib.util
+
+    from profiling.measure.child import BACKEND_MODULES
+
+    for fmt in ("pt2", "torchscript", "onnx"):
+        for name in BACKEND_MODULES[fmt]:
+            assert importlib.util.find_spec(name) is not None, (fmt, name)
