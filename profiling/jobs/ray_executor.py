@@ -105,9 +105,9 @@ def connect(ray: Any, address: str) -> None:
         try:
             socket.create_connection(target, timeout=CONNECT_TIMEOUT_S).close()
         except OSError as exc:
-            raise ClusterError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with "
-                               f"'ray start --head --resources '{{\"{BENCH_RESOURCE}\": 1}}'' or fix the "
-                               "address") from None
+            raise ClusterError(f"no Ray cluster answers at {address} ({exc.strerror or exc}); fix the address, or "
+                               f"start a cluster: ray start --head, and on each measuring node ray start --address "
+                               f"HEAD:PORT --resources '{{\"{BENCH_RESOURCE}\": 1}}'") from None
     env = {name: os.environ[name] for name in PASSED_ENV if name in os.environ}
     env["COMPRESSION_DATA_DIR"] = str(paths.data_dir().resolve())
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")) if p)
