@@ -483,6 +483,9 @@ def measure_on_node(v: dict, base: Any, data: Any, settings: dict, eval_texts: l
             configs, art = _build(v, base, data, settings, sink)
         out["build_time_s"] = time.perf_counter() - t_build
         notes = [*_notes(configs, art), f"measured {where}"]
+        if len(affinity) < settings["threads"]:
+            notes.append(f"{settings['threads']} threads pinned to {len(affinity)} CPU(s) of its node "
+                         f"({', '.join(map(str, affinity))}): the node has fewer CPUs to give")
         sink.variant(idx, lineage=list(art.lineage), artifact=str(art.path), notes=notes)
         sink.variant(idx, status="profiling", stage="starting a fresh process", progress=0.0)
         workload = measurement_workload(settings, eval_texts, latency_texts)

@@ -77,6 +77,16 @@ def test_executor_choice_is_checked_and_ray_address_env_is_honoured(tiny_artifac
         normalize_request({**base, "executor": "ray", "ray_address": "h:70000"})
 
 
+def test_the_local_executor_never_imports_ray():
+    import subprocess
+
+    code = ("import sys; from profiling.jobs import runner; import profiling.cli; "
+            "assert isinstance(runner.executor_for({}), runner.LocalExecutor); print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("profiling.paths").paths.REPO_ROOT))
+    assert out.stdout.strip() == "False"
+
+
 def test_cpu_lists_and_odd_cpus_are_read():
     assert parse_cpus("0,2-3") == [0, 2, 3] and parse_cpus("1") == [1]
     for bad in ("", "3-1", "a", "-1"):
