@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import hardware, pickers, run_view, state, sweep, technique_picker
+from dashboard import cluster, hardware, pickers, run_view, state, sweep, technique_picker
 from dashboard.guard import page_guard
 
 log = logging.getLogger(__name__)
@@ -206,9 +206,10 @@ def setup_form() -> None:
     st.markdown("#### 4 · Measurement")
     settings = pickers.settings_picker()
     workloads = sweep.workloads_picker(settings["batch_size"])
+    executor, cluster_errors = cluster.cluster_picker()
 
     st.divider()
-    errors = model_errors + data_errors + tech_errors
+    errors = model_errors + data_errors + tech_errors + cluster_errors
     n = len(variants)
     st.markdown(f"**{n} variant{'s' if n != 1 else ''} to measure:** " + ", ".join(v["name"] for v in variants))
     if n == 1:
@@ -226,7 +227,7 @@ def setup_form() -> None:
     )
     if clicked:
         launch({"model": model, "dataset": dataset, "variants": variants, "settings": settings,
-                **({"workloads": workloads} if workloads else {})})
+                **({"workloads": workloads} if workloads else {}), **executor})
 
 
 def launch(request: dict) -> None:

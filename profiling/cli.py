@@ -24,6 +24,7 @@ class CliError(UserError):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from profiling.jobs.executor import ADDRESS_HELP, EXECUTORS
     from profiling.jobs.runner import DEFAULT_SETTINGS, PROTOCOL_HELP, PROTOCOLS, SETTING_HELP
 
     p = argparse.ArgumentParser(prog="python -m profiling", description=__doc__)
@@ -56,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
         run.add_argument("--" + key.replace("_", "-"), type=int, default=None,
                          help=f"{SETTING_HELP[key]} (default: {default})")
     run.add_argument("--protocol", choices=sorted(PROTOCOLS), help=PROTOCOL_HELP)
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="where the variants are built and measured: 'local' (this machine, one at a time; the "
+                          "default) or 'ray' (a Ray cluster, each variant alone on a node offering the 'bench_node' "
+                          "resource)")
+    run.add_argument("--ray-address", help=ADDRESS_HELP + " With --executor ray only.")
     store_arg(run)
 
     ex = sub.add_parser("execute", help="execute a stored queued run (used by the dashboard's background jobs)")
@@ -169,6 +175,12 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     request = {"model": args.model, "dataset": dataset, "variants": variants, "settings": settings}
     if getattr(args, "workloads", None):
         request["workloads"] = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    executor = getattr(args, "executor", None) or "local"
+    if getattr(args, "ray_address", None) and executor != "ray":
+        raise CliError("--ray-address is for --executor ray")
+    if executor != "local":
+        request["executor"] = executor
+        request["ray_address"] = getattr(args, "ray_address", None)
     return request
 
 

@@ -20,6 +20,7 @@ from compression.errors import UserError
 from profiling import paths
 from profiling import settings as _settings
 from profiling.inputs.models import is_hub_id
+from profiling.jobs.executor import Executor, ExecutorError, Sweep, check_executor
 from profiling.measure.timing import variant_timing
 from profiling.settings import Settings, SettingsError
 from profiling.store.runs import RunStore, now_iso, process_alive
@@ -79,7 +80,12 @@ def normalize_request(request: dict, precheck: bool = True) -> dict:
     variants = _check_variants(request.get("variants"))
     if precheck:
         _check_labels_match(model, dataset)
-    out = {**request, "model": model, "dataset": dataset, "settings": settings, "variants": variants}
+    try:
+        executor = check_executor(request)
+    except ExecutorError as exc:
+        raise RequestError(str(exc)) from None
+    out = {key: value for key, value in request.items() if key not in ("executor", "ray_address")}
+    out.update(model=model, dataset=dataset, settings=settings, variants=variants, **executor)
     if request.get("workloads"):  # extra latency workloads: real texts, bucketed, fixed shapes (profiling.measure.workloads)
         from profiling.measure.workloads import normalize_workloads
 
@@ -464,17 +470,36 @@ def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: d
     base, data = _load_inputs(request, rep, state)
     eval_texts, eval_labels, latency_texts = _sample_examples(run_id, data, settings, store, rep, state)
 
-    variants = store.variants(run_id)
-    original_preds: list[int] | None = None
-    for v in variants:
-        where = f"variant {v['idx'] + 1}/{len(variants)} {v['name']!r}"
-        preds = _run_variant(run_id, v, base, data, settings, eval_texts, eval_labels, latency_texts,
-                             original_preds, store, rep, state, where)
-        if v["idx"] == 0:
-            if preds is None:
-                error = next(x["error"] for x in store.variants(run_id) if x["idx"] == 0)
-                raise _RunFailed(f"the original model could not be profiled: {error}")
-            original_preds = preds
+    sweep = Sweep(run_id, store.variants(run_id), base, data, settings, eval_texts, eval_labels, latency_texts,
+                  store, rep, state)
+    executor_for(request).run(sweep)
+
+
+def executor_for(request: dict) -> Executor:
+    """The request's executor: local unless it asks for a Ray cluster (ray is imported only then)."""
+    if request.get("executor", "local") == "local":
+        return LocalExecutor()
+    from profiling.jobs.ray_executor import RayExecutor
+
+    return RayExecutor(request["ray_address"])
+
+
+class LocalExecutor:
+    """This machine, one variant at a time, each profiled in a fresh child process; the original first."""
+
+    def run(self, sweep: Sweep) -> None:
+        run_id, store, variants = sweep.run_id, sweep.store, sweep.variants
+        original_preds: list[int] | None = None
+        for v in variants:
+            where = f"variant {v['idx'] + 1}/{len(variants)} {v['name']!r}"
+            preds = _run_variant(run_id, v, sweep.base, sweep.data, sweep.settings, sweep.eval_texts,
+                                 sweep.eval_labels, sweep.latency_texts, original_preds, store, sweep.rep,
+                                 sweep.state, where)
+            if v["idx"] == 0:
+                if preds is None:
+                    error = next(x["error"] for x in store.variants(run_id) if x["idx"] == 0)
+                    raise _RunFailed(f"the original model could not be profiled: {error}")
+                original_preds = preds
 
 
 def _record_env(run_id: str, threads: int, store: RunStore) -> None:
@@ -670,7 +695,7 @@ def _build(v: dict, base: Any, data: Any, settings: dict, rep: _Reporter) -> tup
 
 def _profile(run_id: str, idx: int, art: Any, settings: dict, eval_texts: list[str], latency_texts: list[str],
              store: RunStore, rep: _Reporter) -> Any:
-    from profiling.measure.monitor import Workload, profile_in_child
+    from profiling.measure.monitor import profile_in_child
 
     live = {"samples": False, "phases": False}
 
@@ -686,6 +711,19 @@ def _profile(run_id: str, idx: int, art: Any, settings: dict, eval_texts: list[s
     def on_progress(frac: float, msg: str) -> None:
         rep.variant(idx, force=False, stage=msg, progress=float(frac))
 
+    workload = measurement_workload(settings, eval_texts, latency_texts)
+    result = profile_in_child(art.path, workload, on_samples=on_samples, on_phase=on_phase, on_progress=on_progress)
+    # Whatever the callbacks did not deliver live is stored now, so the timeline is always complete.
+    missing_samples = [] if live["samples"] else list(result.samples)
+    missing_phases = [] if live["phases"] else list(result.phases)
+    store.append_timeline(run_id, idx, missing_samples, missing_phases)
+    return result
+
+
+def measurement_workload(settings: dict, eval_texts: list[str], latency_texts: list[str]) -> Any:
+    """What the profiling child runs for a variant under these settings (the same for every executor)."""
+    from profiling.measure.monitor import Workload
+
     workload = Workload(eval_texts=eval_texts, latency_texts=latency_texts, batch_size=settings["batch_size"],
                         ci_target_pct=settings.get("ci_target_pct", 0),
                         latency_budget_s=settings.get("latency_budget_s", 0),
@@ -696,12 +734,7 @@ def _profile(run_id: str, idx: int, art: Any, settings: dict, eval_texts: list[s
 
         workload = ShapedWorkload(**vars(workload), workloads=settings["workloads"],
                                   workload_repeats=min(settings["repeats"], MAX_RUN_PASSES))
-    result = profile_in_child(art.path, workload, on_samples=on_samples, on_phase=on_phase, on_progress=on_progress)
-    # Whatever the callbacks did not deliver live is stored now, so the timeline is always complete.
-    missing_samples = [] if live["samples"] else list(result.samples)
-    missing_phases = [] if live["phases"] else list(result.phases)
-    store.append_timeline(run_id, idx, missing_samples, missing_phases)
-    return result
+    return workload
 
 
 def _figures(preds: list[int], labels: list[int], n_labels: int, original: list[int] | None) -> dict:

@@ -467,3 +467,21 @@ def test_a_deep_link_on_a_fresh_server_leaves_legacy_pages_mode():
     assert not at.exception
     assert at.session_state["runs"] == 2  # rerun once, then left alone
     assert at.markdown[0].value == "flag=False"
+
+
+def test_a_ray_address_sends_the_run_to_the_cluster_and_a_bad_one_blocks_launch(open_page, app_env, store,
+                                                                                  fake_launch):
+    at = open_page()
+    at.text_input(key="ray_address").set_value("the head node").run()
+    assert "is not a Ray address" in " ".join(e.value for e in at.error)
+    assert at.button(key="launch").disabled
+    at.text_input(key="ray_address").set_value(" 10.0.0.5:6379 ").run()
+    assert not at.error and not at.button(key="launch").disabled
+    at.button(key="launch").click().run()
+    assert fake_launch[0]["executor"] == "ray" and fake_launch[0]["ray_address"] == "10.0.0.5:6379"
+
+
+def test_an_empty_ray_address_measures_here(open_page, app_env, store, fake_launch):
+    at = open_page()
+    at.button(key="launch").click().run()
+    assert "executor" not in fake_launch[0] and "ray_address" not in fake_launch[0]

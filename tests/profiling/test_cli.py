@@ -28,6 +28,8 @@ from profiling.store.runs import RunStore
         (["show", "no-such-run"], "no run 'no-such-run'"),
         (["delete", "no-such-run"], "no run 'no-such-run'"),
         (["execute", "no-such-run"], "no run 'no-such-run'"),
+        (["run", "--executor", "ray", "--ray-address", "the head"], "'the head' is not a Ray address"),
+        (["run", "--ray-address", "10.0.0.5:6379"], "--ray-address is for --executor ray"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(engine_env, capsys, argv, message):
@@ -111,3 +113,24 @@ def test_module_entry_point(engine_env):
         [sys.executable, "-m", "profiling", "techniques"], capture_output=True, text=True, timeout=120, check=False
     )
     assert proc.returncode == 0 and "prune-heads" in proc.stdout and "preset seed" in proc.stdout
+
+
+def test_run_on_a_cluster_nobody_answers_says_so(engine_env, tiny_artifact, toy_csv, capsys, monkeypatch):
+    import socket
+
+    pytest.importorskip("ray")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert main(["run", "--executor", "ray", "--model", f"path:{tiny_artifact.path}", "--dataset", str(toy_csv),
+                 "--techniques", "onnx"]) == 2
+    assert "needs the cluster's address" in capsys.readouterr().err
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    assert main(["run", "--executor", "ray", "--model", f"path:{tiny_artifact.path}", "--dataset", str(toy_csv),
+                 "--techniques", "onnx", "--repeats", "3"]) == 1
+    out = capsys.readouterr().out
+    assert f"failed during connecting to the Ray cluster at 127.0.0.1:{port}: no Ray cluster answers" in out
+    store = RunStore()
+    request = store.get_run(store.list_runs()[0]["id"])["request"]
+    assert request["executor"] == "ray" and request["ray_address"] == f"127.0.0.1:{port}"  # from $RAY_ADDRESS
