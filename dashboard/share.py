@@ -150,20 +150,24 @@ READ_ONLY_PAGES = ("results", "history", "demo")
 
 def _home() -> None:
     """The default page when the Run page is left out: go to Results (so /results keeps its own address)."""
-    st.switch_page("pages/results.py")
+    st.switch_page("pages/results.py", query_params=st.query_params.to_dict())  # a share link stays one
 
 
 def allowed_pages(pages: list[Any]) -> list[Any]:
     """The st.Page list app.py registers: only Results for a share link, only viewing pages when read-only.
 
-    The Run page is the app's default (served at "/"); read-only, a hidden default page forwards "/" to Results
-    (were Results the default, its own address /results would be "page not found").
+    The Run page is the app's default (served at "/"). Whenever it is left out, a hidden default page forwards "/"
+    to Results: Streamlit serves its default page at "/" only (its url_path is ""), so were Results the default,
+    its own address /results (the share link) would answer with a "Page not found" pop-up over the run.
     """
-    if shared_view():  # Results alone: it is the default page, served at its own address as well
-        return [p for p in pages if p.url_path == "results"] or list(pages)
-    if not read_only():
+    if shared_view():  # Results alone (with the hidden home page that keeps /results its own address)
+        kept = [p for p in pages if p.url_path == "results"]
+    elif not read_only():
         return list(pages)
-    kept = [p for p in pages if p.url_path in READ_ONLY_PAGES]
+    else:
+        kept = [p for p in pages if p.url_path in READ_ONLY_PAGES]
+    if not kept:
+        return list(pages)
     home = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
     return [home, *kept]
 

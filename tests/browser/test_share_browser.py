@@ -35,14 +35,23 @@ def test_share_link_and_offline_report(app_server, browser_page, screenshot, tmp
     run_id = build_fake_run(store, with_failed=True)
     _scenario_run(store)
     page = browser_page
+    outside: list[str] = []
+    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith((url, "data:", "blob:")) else None)
 
-    # 1. the share link: the run's results, no navigation, no Run page controls, no picker
+    # 1. the share link: the run's results, no navigation, no Run page controls, no picker. The server has run
+    # app.py once before (the app's own page first), as it has for every recipient but the very first: Streamlit
+    # then resolves /results by the page's address, which a default page does not have ("Page not found" pop-up).
+    page.goto(url)
+    page.get_by_role("link", name="Results").first.wait_for(timeout=60_000)
     page.goto(f"{url}/results?run={run_id}&view=shared")
     page.locator(".st-key-summary_table").wait_for(timeout=60_000)
     page.locator(CHART).first.wait_for(timeout=30_000)
     main = page.locator('[data-testid="stMain"]')
     assert "shared, read-only view" in main.inner_text()
+    page.wait_for_timeout(1500)  # the pop-up comes with the page's first message: give it time to show
     assert page.get_by_text("Page not found").count() == 0
+    assert page.get_by_text("does not exist").count() == 0
+    assert outside == []  # nothing fetched from outside the app (the page icon is the app's own file)
     assert page.get_by_role("button", name="Launch").count() == 0
     assert page.get_by_text("Delete run").count() == 0
     assert page.get_by_text("Copy a share link").count() == 0
