@@ -189,11 +189,11 @@ def shared_run(runs: list[dict]) -> str | None:
     return None
 
 
-def run_extras(store: Any, run: dict, variants: list[dict]) -> None:
-    """Everything issue 5 adds under a run: recommendation, cost, live A/B (finished runs) and share/export."""
+def run_extras(store: Any, run: dict, variants: list[dict], changes: dict | None = None) -> None:
+    """Under a run: recommendation, cost, live A/B (finished runs) and share/export."""
     from dashboard import ab_box, cost, recommend
     if run.get("status") in ("done", "failed"):
-        recommend.render(variants, run["id"])
+        recommend.render(variants, run["id"], changes)
         cost.render(variants, run)
         ab_box.render(store, run, variants)
     render(store, run)

@@ -155,7 +155,10 @@ def _notes(variants: list[dict], run: dict) -> None:
         st.error("\n".join(f"- {line}" for line in failed))
     if warnings:
         st.warning("\n".join(f"- {line}" for line in warnings))
-    if infos:
+    if len(infos) > 3:  # a long list of notes stays out of the way until asked for
+        with st.expander(f"Notes on {len(infos)} variant(s)"):
+            st.caption("\n".join(f"- {line}" for line in infos))
+    elif infos:
         st.caption("\n".join(f"- {line}" for line in infos))
 
 
@@ -177,8 +180,8 @@ def _int8_split(variants: list[dict], df: pd.DataFrame, run_id: str) -> None:
         )
 
 
-def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
-    st.subheader("Tradeoffs")
+def _frontier(df: pd.DataFrame, run_id: str) -> None:
+    """The picture first: accuracy against latency with the Pareto frontier, full width, under the headline."""
     done = df[df["status"] == "done"]
     if done.empty:
         st.info("The tradeoff plots appear when the first variant has finished.")
@@ -191,18 +194,23 @@ def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
         key=f"logx_{run_id}",
         help="Useful when one variant is much slower than the rest (on by default when they differ 10x or more).",
     )
-    left, right = st.columns(2)
-    with left:
+    with st.container(key="frontier_chart"):
         st.plotly_chart(
             plots.tradeoff_scatter(
                 done, "latency_b1_median_ms", log_x=log_x, title="Accuracy vs latency (batch 1, median)"
             ),
             key=f"scatter_lat_{run_id}",
         )
-    with right:
-        st.plotly_chart(
-            plots.tradeoff_scatter(done, "disk_mib", title="Accuracy vs size on disk"), key=f"scatter_disk_{run_id}"
-        )
+
+
+def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
+    done = df[df["status"] == "done"]
+    if done.empty:
+        return
+    st.subheader("Tradeoffs")
+    st.plotly_chart(
+        plots.tradeoff_scatter(done, "disk_mib", title="Accuracy vs size on disk"), key=f"scatter_disk_{run_id}"
+    )
 
 
 def _memory(store, run_id: str, variants: list[dict]) -> None:
@@ -385,6 +393,12 @@ def show_run(store, run_id: str) -> None:
     preds = {v["idx"]: store.predictions(run_id, v["idx"]) for v in variants} if original else {}
     n_labels = len(examples.get("label_names") or []) or None
     df = rd.metrics_frame(variants, preds, examples.get("labels") if examples.get("texts") else None, n_labels)
+    from dashboard import recommend
+
+    changes = recommend.accuracy_changes(store, run_id, variants) if original else {}
+    if run.get("status") in ("done", "failed"):
+        recommend.render_headline(variants, run_id, changes)  # one sentence: the recommendation, or why none
+    _frontier(df, run_id)
     _table(df, run_id)
     trust.render(run, variants, preds, examples)  # intervals, noise verdicts, accuracy tests, RSS vs USS
     _notes(variants, run)
@@ -394,7 +408,7 @@ def show_run(store, run_id: str) -> None:
     timeline.render(store, run_id, variants)  # where the run's time went, per variant (profiling.measure.timing)
     _predictions(store, run_id, variants)
     _environment(run)
-    share.run_extras(store, run, variants)
+    share.run_extras(store, run, variants, changes)
     sweep.render_workloads(variants)  # the run's real-text / bucketed / fixed-shape workloads, if any
     sweep.render(store, run_id)  # stored batch/sequence/threads sweeps (python -m profiling sweep)
 

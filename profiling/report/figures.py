@@ -171,7 +171,7 @@ def _hover(df: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, str]:
     for extra in (x, y):
         if extra not in cols and extra in df.columns:
             cols.append(extra)
-    lines = ["<b>%{text}</b>"]
+    lines = ["<b>%{hovertext}</b>"]
     for i, col in enumerate(cols):
         label, fmt = LABELS.get(col, (col, ".3g"))
         if col.startswith("latency_bN") and "batch_size" in df.columns and df["batch_size"].notna().any():
@@ -232,6 +232,8 @@ def tradeoff_scatter(
     colors = [variant_color(int(order[i])) for i in data.index]
     names = data["variant"].astype(str).tolist() if "variant" in data else [str(i) for i in data.index]
     on_front = [i in set(front) for i in data.index]
+    xs_, ys_ = data[x].to_numpy(dtype=float), data[y].to_numpy(dtype=float)
+    labels, label_sides = place_labels(xs_, ys_, names, [f or bool(o) for f, o in zip(on_front, is_orig)], log_x)
     fig.add_trace(
         go.Scatter(
             x=data[x],
@@ -239,8 +241,9 @@ def tradeoff_scatter(
             mode="markers+text",
             name="variants",
             showlegend=False,
-            text=names,
-            textposition=_label_positions(data[x].to_numpy(dtype=float), data[y].to_numpy(dtype=float), log_x),
+            text=labels,  # frontier points whose label fits without touching another; every point on hover
+            hovertext=names,
+            textposition=label_sides,
             textfont={"size": 12},
             cliponaxis=False,  # long variant names may run into the margin rather than be cut
             customdata=custom,
@@ -260,7 +263,8 @@ def tradeoff_scatter(
             },
         )
     )
-    subtitle = f"bubble area = {axis_label(size)}; black outline = on the Pareto frontier (dashed)"
+    subtitle = (f"bubble area = {axis_label(size)}; black outline = on the Pareto frontier (dashed); the frontier and the "
+                "original are labelled, hover any bubble for its name and figures")
     fig.update_layout(
         title={"text": f"{title}<br><sup>{subtitle}</sup>"},
         height=440,
@@ -276,22 +280,52 @@ def tradeoff_scatter(
     return fig
 
 
-def _label_positions(xs: np.ndarray, ys: np.ndarray, log_x: bool) -> list[str]:
-    """Put the labels of bubbles that sit close together on different sides so they do not overprint."""
-    if log_x and np.all(xs > 0):
-        xs = np.log10(xs)
+# The plot area a label must fit in: a half-width chart at a 1280-pixel window (the smallest the page aims at).
+PLOT_PX = (520.0, 320.0)
+_CHAR_PX, _LINE_PX, _GAP_PX = 7.0, 16.0, 10.0  # 12 px text: average glyph width, line height, gap to the marker
 
-    def norm(v: np.ndarray) -> np.ndarray:
-        span = float(np.ptp(v)) if len(v) else 0.0
-        return (v - v.min()) / span if span > 0 else np.zeros_like(v)
 
-    nx, ny = norm(xs), norm(ys)
-    sides = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left")
-    chosen: list[str] = []
-    for k in range(len(xs)):
-        near = {chosen[j] for j in range(k) if abs(nx[k] - nx[j]) < 0.12 and abs(ny[k] - ny[j]) < 0.12}
-        chosen.append(next((side for side in sides if side not in near), sides[k % len(sides)]))
-    return chosen
+def place_labels(
+    xs: np.ndarray, ys: np.ndarray, names: Sequence[str], wanted: Sequence[bool], log_x: bool = False
+) -> tuple[list[str], list[str]]:
+    """(text, textposition) per point: a label for each ``wanted`` point (the frontier) on the first side where its
+    box touches neither another label nor another marker in a ``PLOT_PX`` plot, else none (hover still names it)."""
+    px_x = np.log10(xs) if log_x and np.all(xs > 0) else xs.astype(float)
+
+    def to_px(v: np.ndarray, extent: float) -> np.ndarray:
+        lo, hi = float(np.min(v)), float(np.max(v))
+        pad = (hi - lo) * 0.2 or (abs(hi) * 0.05 or 0.05)  # as _pad_axes
+        return (v - (lo - pad)) / ((hi + pad) - (lo - pad)) * extent
+
+    cx, cy = to_px(px_x, PLOT_PX[0]), to_px(ys.astype(float), PLOT_PX[1])
+    markers = [(cx[i] - 6, cy[i] - 6, cx[i] + 6, cy[i] + 6) for i in range(len(cx))]
+    placed: list[tuple[float, float, float, float]] = []
+    texts, sides = [""] * len(cx), ["top center"] * len(cx)
+
+    def box(i: int, side: str) -> tuple[float, float, float, float]:
+        w, h = _CHAR_PX * len(names[i]), _LINE_PX
+        if side == "top center":
+            return (cx[i] - w / 2, cy[i] + _GAP_PX, cx[i] + w / 2, cy[i] + _GAP_PX + h)
+        if side == "bottom center":
+            return (cx[i] - w / 2, cy[i] - _GAP_PX - h, cx[i] + w / 2, cy[i] - _GAP_PX)
+        if side == "middle right":
+            return (cx[i] + _GAP_PX, cy[i] - h / 2, cx[i] + _GAP_PX + w, cy[i] + h / 2)
+        return (cx[i] - _GAP_PX - w, cy[i] - h / 2, cx[i] - _GAP_PX, cy[i] + h / 2)
+
+    def hits(a: tuple, b: tuple) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    for i in sorted(range(len(cx)), key=lambda k: (cx[k], -cy[k])):
+        if not wanted[i]:
+            continue
+        for side in ("top center", "middle right", "bottom center", "middle left"):
+            b = box(i, side)
+            others = [m for j, m in enumerate(markers) if j != i]
+            if not any(hits(b, o) for o in placed + others):
+                placed.append(b)
+                texts[i], sides[i] = names[i], side
+                break
+    return texts, sides
 
 
 def _pad_axes(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, log_x: bool) -> None:

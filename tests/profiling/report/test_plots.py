@@ -68,7 +68,8 @@ def test_tradeoff_scatter_draws_the_frontier_as_a_step_line():
     assert front.line.shape == "hv"
     assert list(front.x) == [5.0, 10.0] and list(front.y) == [0.85, 0.9]
     points = next(t for t in fig.data if t.name == "variants")
-    assert list(points.text) == ["original", "onnx", "onnx-int8", "pruned"]
+    assert list(points.hovertext) == ["original", "onnx", "onnx-int8", "pruned"]
+    assert list(points.text) == ["original", "onnx", "onnx-int8", ""]  # labels: the original and the frontier
     assert list(points.marker.size) == [600.0, 300.0, 200.0, 500.0]  # bubble area = peak RAM
     assert list(points.marker.symbol) == ["star", "circle", "circle", "circle"]  # the original stands out
     assert list(points.marker.line.width) == [1, 2, 2, 1]  # outlined: on the frontier
@@ -89,9 +90,38 @@ def test_tradeoff_scatter_log_axis_and_missing_rows():
     fig = plots.tradeoff_scatter(df, "latency_b1_median_ms", log_x=True)
     assert fig.layout.xaxis.type == "log"
     points = next(t for t in fig.data if t.name == "variants")
-    assert list(points.text) == ["original", "onnx", "onnx-int8"]
+    assert list(points.hovertext) == ["original", "onnx", "onnx-int8"]
     empty = plots.tradeoff_scatter(df.iloc[:0], "latency_b1_median_ms")
     assert "No finished variants" in empty.layout.annotations[0].text
+
+
+def test_labels_of_a_crowded_band_never_overlap():
+    # eleven variants, nine of them crowded in the top band (the case): frontier points labelled where a
+    # label fits, no two label boxes overlap, the rest are named on hover only
+    xs = np.array([40.0, 20.0, 19.0, 18.5, 18.0, 12.0, 11.5, 11.0, 10.8, 6.0, 5.5])
+    ys = np.array([0.850, 0.851, 0.850, 0.849, 0.852, 0.848, 0.850, 0.849, 0.851, 0.80, 0.74])
+    names = [f"variant-with-a-long-name-{i}" for i in range(11)]
+    front = plots.pareto_front(pd.DataFrame({"x": xs, "y": ys}), "x", "y")
+    wanted = [i in front for i in range(11)]
+    texts, sides = plots.place_labels(xs, ys, names, wanted)
+    assert [t for t in texts if t] and all(not t for t, w in zip(texts, wanted, strict=True) if not w)
+    w_px, h_px = plots.PLOT_PX
+
+    def box(i):  # the same geometry place_labels uses, in plot pixels
+        span_x, span_y = np.ptp(xs) * 1.4, np.ptp(ys) * 1.4
+        cx = (xs[i] - (xs.min() - np.ptp(xs) * 0.2)) / span_x * w_px
+        cy = (ys[i] - (ys.min() - np.ptp(ys) * 0.2)) / span_y * h_px
+        w = 7.0 * len(names[i])
+        return {"top center": (cx - w / 2, cy + 10, cx + w / 2, cy + 26),
+                "bottom center": (cx - w / 2, cy - 26, cx + w / 2, cy - 10),
+                "middle right": (cx + 10, cy - 8, cx + 10 + w, cy + 8),
+                "middle left": (cx - 10 - w, cy - 8, cx - 10, cy + 8)}[sides[i]]
+
+    boxes = [box(i) for i, t in enumerate(texts) if t]
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            p, q = boxes[a], boxes[b]
+            assert not (p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3]), (a, b)
 
 
 # ---- memory timeline --------------------------------------------------------------------------------------
