@@ -120,7 +120,9 @@ def render_import(store: Any) -> None:
     st.markdown("#### Import a run bundle")
     done = st.session_state.pop("bundle_imported", None)
     if done:
-        st.success(f"Imported as run {done}.", icon=":material/task_alt:")
+        copy_of = (((store.get_run(done) or {}).get("env") or {}).get("imported") or {}).get("copy_of")
+        st.success(f"Imported as run {done}" + (f", a marked copy of run {copy_of}." if copy_of else "."),
+                   icon=":material/task_alt:")
         st.page_link("pages/results.py", label="Open it", icon=":material/insights:", query_params={"run": done})
     up = st.file_uploader(
         "Run bundle (.zip)",
@@ -131,15 +133,30 @@ def render_import(store: Any) -> None:
     )
     if up is None:
         return
-    if st.button("Import", icon=":material/upload:", key="bundle_import", type="primary"):
-        from profiling.store.bundle import BundleError, import_bundle
-        from profiling.store.runs import StoreError
+    from profiling.store.bundle import AlreadyStored, BundleError, import_bundle
+    from profiling.store.runs import StoreError
 
+    duplicate = st.session_state.get("bundle_duplicate")
+    as_copy = False
+    if duplicate and duplicate.get("file") == up.file_id:  # this very upload was recognised as already stored
+        with st.container(key="bundle_already_stored"):
+            st.info(f"This bundle is already in the store as run **{duplicate['run']}** (same content, digest "
+                    f"`{duplicate['digest'][:12]}`): nothing was imported.", icon=":material/content_copy:")
+            st.page_link("pages/results.py", label="Open the stored run", icon=":material/insights:",
+                         query_params={"run": duplicate["run"]})
+            as_copy = st.button("Import as a copy", icon=":material/library_add:", key="bundle_import_copy",
+                                help="Store a second copy anyway; it is marked as an imported copy of the stored "
+                                "run in every run list.")
+    if st.button("Import", icon=":material/upload:", key="bundle_import", type="primary") or as_copy:
         try:
-            run_id = import_bundle(store, up.getvalue())
+            run_id = import_bundle(store, up.getvalue(), duplicate="copy" if as_copy else "refuse")
+        except AlreadyStored as exc:
+            st.session_state["bundle_duplicate"] = {"file": up.file_id, "run": exc.run_id, "digest": exc.digest}
+            st.rerun()  # show the notice and the explicit copy choice
         except (BundleError, StoreError) as exc:
             st.error(f"Not imported: {exc}. Nothing was stored.", icon=":material/block:")
             return
+        st.session_state.pop("bundle_duplicate", None)
         st.session_state["bundle_imported"] = run_id
         st.rerun()  # redraw the page with the new run in its tables
 

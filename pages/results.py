@@ -91,6 +91,12 @@ def _header(run: dict, variants: list[dict]) -> None:
     if took:
         parts.append(f"**Took** {took}")
     st.markdown(" \u00b7 ".join(parts))
+    imported = (run.get("env") or {}).get("imported") or {}
+    if imported:  # measured elsewhere: say where it came from (and when it is a second copy)
+        st.caption(f":material/move_to_inbox: Imported from a bundle of run {imported.get('from_run', '?')} "
+                   f"(exported {str(imported.get('exported_at', '?'))[:16]})"
+                   + (f"; **a copy** of run {imported['copy_of']}, already in this store" if imported.get("copy_of")
+                      else "") + ".")
     if s:
         st.caption(
             f"{s.get('threads', '?')} thread(s) \u00b7 batch size {s.get('batch_size', '?')} \u00b7 "

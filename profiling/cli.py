@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("bundle", help="the .zip file written by 'export'")
     imp.add_argument("--on-collision", choices=["new", "refuse"], default="new",
                      help="when the run id is already stored: store under a new id (default) or refuse")
+    imp.add_argument("--as-copy", action="store_true",
+                     help="when the same run (same content digest) is already stored: import a second copy, "
+                          "marked as a copy (without it, such a bundle is refused and the stored run named)")
     store_arg(imp)
 
     sub.add_parser("setup", help="download the bundled datasets and build the default classifiers (cached)")
@@ -460,8 +463,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from profiling.store.bundle import import_bundle
 
     store = _store(args)
-    run_id = import_bundle(store, Path(args.bundle), on_collision=args.on_collision)
-    print(f"imported run {run_id} into {store.path}")
+    run_id = import_bundle(store, Path(args.bundle), on_collision=args.on_collision,
+                           duplicate="copy" if args.as_copy else "refuse")
+    copy_of = ((store.get_run(run_id) or {}).get("env") or {}).get("imported", {}).get("copy_of")
+    print(f"imported run {run_id} into {store.path}" + (f", a marked copy of run {copy_of}" if copy_of else ""))
     return 0
 
 

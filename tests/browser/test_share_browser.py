@@ -81,6 +81,20 @@ def test_share_link_and_offline_report(app_server, browser_page, screenshot, tmp
     assert page.get_by_text("3 stored run(s)").is_visible()  # the page was redrawn with the imported run
     screenshot(page, "history-bundle-import")
 
+    # 3b. the same bundle again: recognised by its content digest, nothing stored until a copy is asked for
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bundle))
+    page.get_by_role("button", name="Import", exact=True).click()
+    notice = page.locator(".st-key-bundle_already_stored")
+    notice.wait_for(timeout=30_000)
+    assert "already in the store as run" in notice.inner_text()
+    assert len(store.list_runs()) == 3
+    screenshot(page, "history-bundle-already-stored")
+    page.get_by_role("button", name="Import as a copy").click()
+    page.get_by_text("a marked copy of run").wait_for(timeout=30_000)
+    assert len(store.list_runs()) == 4
+    copies = [r for r in store.list_runs() if (r.get("imported") or {}).get("copy_of")]
+    assert len(copies) == 1
+
     # 4. the report opens from a file with every network request refused
     report = write_html(store, run_id, tmp_path / "report.html")
     context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})

@@ -98,9 +98,10 @@ def test_cost_table_from_measured_figures(store, open_page):
 def test_live_ab_box_says_an_imported_run_has_no_model_files(store, open_page):
     from profiling.store.bundle import export_bytes, import_bundle
 
-    run_id = import_bundle(store, export_bytes(store, build_fake_run(store)), on_collision="new")
+    run_id = import_bundle(store, export_bytes(store, build_fake_run(store)), on_collision="new", duplicate="copy")
     at = open_page("pages/results.py", query={"run": run_id})
     assert "imported from a bundle" in _texts(at)
+    assert "**a copy** of run" in _texts(at)  # the header says it is a second copy of a stored run
     assert "Share and export" in [h.value for h in at.subheader]
 
 
