@@ -97,12 +97,40 @@ def headline(df: pd.DataFrame) -> str | None:
     return " ".join(parts) + (" (the fastest within one point)." if not close.empty else ".")
 
 
+def _first_to_show(runs: list[dict], store: Any) -> str:
+    """The first scenario with a run on this machine, else the first with a shipped run, else the first."""
+    from profiling.jobs.demo_runs import bundle_path
+
+    for title in SCENARIOS:
+        if matching_run(runs, store, scenario_request(title)) is not None:
+            return title
+    short = {title: name for name, title in SHORT_NAMES.items()}
+    return next((t for t in SCENARIOS if bundle_path(short[t]).is_file()), next(iter(SCENARIOS)))
+
+
 def show_scenario(store: Any, run: dict) -> None:
+    """A run of the scenario made on this machine (stored): figures, charts and a link to its full results."""
+    from profiling.jobs.demo_runs import machine_label
+
+    variants = store.variants(run["id"])
+    st.caption(f"Stored run {run['id']} \u00b7 {str(run.get('created_at', ''))[:16].replace('T', ' ')} \u00b7 "
+               f"{sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants measured on this "
+               f"machine \u00b7 {machine_label(run.get('env') or {}, run.get('finished_at'))}")
+    _figures(run, variants, link=True)
+
+
+def show_shipped(shipped: Any) -> None:
+    """The run this project measured and ships (nothing has been run here yet): labelled with where it was measured."""
+    with st.container(key="demo_shipped"):
+        st.info(f"Showing the run this project measured and ships with the app (run {shipped.run['id']}), "
+                f"**not this machine**: {shipped.label}. A live run here replaces it when it is done.",
+                icon=":material/inventory_2:")
+    _figures(shipped.run, shipped.variants, link=False)
+
+
+def _figures(run: dict, variants: list[dict], link: bool) -> None:
     run_id = run["id"]
-    variants = store.variants(run_id)
     df = rd.metrics_frame(variants)
-    st.caption(f"Stored run {run_id} \u00b7 {str(run.get('created_at', ''))[:16].replace('T', ' ')} \u00b7 "
-               f"{sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants measured")
     line = headline(df)
     if line:
         st.markdown(f"### {line}")
@@ -120,8 +148,9 @@ def show_scenario(store: Any, run: dict) -> None:
     heads = rd.display_columns(df)
     with st.container(key="demo_table"):
         st.dataframe(table[[heads[c] for c in cols if heads.get(c) in table.columns]], hide_index=True)
-    st.page_link("pages/results.py", label="Open the full results (memory, changed predictions, report, A/B)",
-                 icon=":material/insights:", query_params={"run": run_id})
+    if link:
+        st.page_link("pages/results.py", label="Open the full results (memory, changed predictions, report, A/B)",
+                     icon=":material/insights:", query_params={"run": run_id})
 
 
 def relaunch(request: dict) -> None:
@@ -144,20 +173,28 @@ def render() -> None:
     wanted = SHORT_NAMES.get(str(st.query_params.get("scenario", "")))
     if wanted and "demo_scenario" not in st.session_state:  # ?scenario=quick opens that scenario (a bookmark)
         st.session_state["demo_scenario"] = wanted
+    if "demo_scenario" not in st.session_state:  # open on something to show: run here, else shipped, else the first
+        st.session_state["demo_scenario"] = _first_to_show(runs, store)
     title = st.radio("Scenario", list(SCENARIOS), key="demo_scenario", horizontal=True, label_visibility="collapsed")
     st.markdown(SCENARIOS[title][2])
     request = scenario_request(title)
     run = matching_run(runs, store, request)
     active = any(r["status"] in ("queued", "running") for r in runs)
+    short = next((k for k, v in SHORT_NAMES.items() if v == title), "")
+    from profiling.jobs.demo_runs import shipped as shipped_run
+
+    ship = shipped_run(short) if run is None else None
     if run is not None:
         show_scenario(store, run)
+    elif ship is not None:
+        show_shipped(ship)
     else:
         st.info("This scenario has not been run on this machine yet." + ("" if share.locked() else
                 " Run it live below (the reference sequence takes a while; the quick tour a few minutes)."),
                 icon=":material/info:")
     if share.locked():
         return
-    label = "Run it again live" if run is not None else "Run it live"
+    label = "Run it again live" if run is not None else ("Run it live on this machine" if ship else "Run it live")
     if st.button(label, icon=":material/rocket_launch:", key="demo_launch", disabled=active,
                  help="Launches this scenario in the background and opens the Run page to follow it live."
                  + (" Another run is in progress: wait for it to finish." if active else "")):

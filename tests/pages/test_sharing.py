@@ -124,15 +124,33 @@ def test_demo_page_shows_the_stored_run_of_a_scenario(store, open_page):
     run_id = _scenario_run(store, quick)
     build_fake_run(store)  # a newer run with another request must not be taken for it
     at = open_page("pages/demo.py")
-    assert at.radio(key="demo_scenario").value.startswith("Reference sequence")
-    assert "has not been run on this machine yet" in _texts(at)
+    assert at.radio(key="demo_scenario").value == quick  # it opens on the scenario this machine has run
+    at.radio(key="demo_scenario").set_value("Reference sequence \u00b7 default classifier").run()
+    assert "has not been run on this machine yet" in _texts(at)  # no run here and none shipped for it
     assert next(b for b in at.button if b.key == "demo_launch").label == "Run it live"
     at.radio(key="demo_scenario").set_value(quick).run()
     assert not at.exception
     text = _texts(at)
-    assert f"Stored run {run_id}" in text
+    assert f"Stored run {run_id}" in text and "measured on this machine" in text
+    assert "ships with the app" not in text  # the run made here replaces the shipped one
     assert "faster** than the original" in text
     assert next(b for b in at.button if b.key == "demo_launch").label == "Run it again live"
+
+
+def test_demo_page_shows_the_shipped_run_on_an_empty_store(store, open_page):
+    from profiling.jobs.demo_runs import shipped
+
+    ship = shipped("quick")
+    assert ship is not None, "profiling/demo_runs/quick.zip is shipped"
+    at = open_page("pages/demo.py")
+    assert not at.exception
+    assert at.radio(key="demo_scenario").value.startswith("Quick tour")  # the scenario there is something to show
+    text = _texts(at)
+    assert "not this machine" in text and ship.label in text and ship.run["id"] in text
+    assert ship.label.startswith("AMD EPYC") and "measured 20" in ship.label  # machine, flags and date, as recorded
+    assert "faster** than the original" in text
+    assert next(b for b in at.button if b.key == "demo_launch").label == "Run it live on this machine"
+    assert store.list_runs() == []  # shown from the bundle: nothing was written to the store
 
 
 def test_demo_page_is_view_only_when_read_only(store, open_page, monkeypatch):
