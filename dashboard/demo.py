@@ -79,22 +79,17 @@ def rd_dataset(spec: Any) -> str:
     return describe_dataset(spec)
 
 
-def headline(df: pd.DataFrame) -> str | None:
-    """One sentence for the audience: the fastest variant within one accuracy point of the original."""
-    done = df[(df["status"] == "done") & (df["idx"] != 0)].dropna(subset=["latency_b1_ratio"])
-    if done.empty:
+def headline(variants: list[dict], predictions: dict, examples: dict) -> str | None:
+    """The Results page's first sentence for the audience (no limits: within noise of the original assumed)."""
+    from profiling.report.recommend import Limits, evaluate
+    from profiling.report.recommend import headline as recommendation
+    from profiling.report.uncertainty import accuracy_changes
+
+    done = [v for v in variants if v.get("status") == "done"]
+    if len(done) < 2:
         return None
-    close = done[done["accuracy_delta_pts"].fillna(0) >= -1.0]
-    pick = (close if not close.empty else done).sort_values("latency_b1_ratio").iloc[0]
-    speed = 1 / pick["latency_b1_ratio"] if pick["latency_b1_ratio"] > 0 else float("nan")
-    size = pick["disk_ratio"]
-    acc = pick["accuracy_delta_pts"]
-    parts = [f"**{pick['variant']}** answers **{speed:.1f}\u00d7 faster** than the original"]
-    if pd.notna(size):
-        parts.append(f"at **{size:.2f}\u00d7 the size**")
-    if pd.notna(acc):
-        parts.append(f"with **{acc:+.1f} points** of accuracy")
-    return " ".join(parts) + (" (the fastest within one point)." if not close.empty else ".")
+    labels = examples.get("labels") if examples.get("texts") else None
+    return recommendation(evaluate(variants, Limits(), accuracy_changes(done, predictions, labels)), Limits())
 
 
 def _first_to_show(runs: list[dict], store: Any) -> str:
@@ -116,7 +111,8 @@ def show_scenario(store: Any, run: dict) -> None:
     st.caption(f"Stored run {run['id']} \u00b7 {str(run.get('created_at', ''))[:16].replace('T', ' ')} \u00b7 "
                f"{sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants measured on this "
                f"machine \u00b7 {machine_label(run.get('env') or {}, run.get('finished_at'))}")
-    _figures(run, variants, link=True)
+    preds = {v["idx"]: store.predictions(run["id"], v["idx"]) for v in variants}
+    _figures(run, variants, link=True, line=headline(variants, preds, store.examples(run["id"])))
 
 
 def show_shipped(shipped: Any) -> None:
@@ -125,13 +121,13 @@ def show_shipped(shipped: Any) -> None:
         st.info(f"Showing the run this project measured and ships with the app (run {shipped.run['id']}), "
                 f"**not this machine**: {shipped.label}. A live run here replaces it when it is done.",
                 icon=":material/inventory_2:")
-    _figures(shipped.run, shipped.variants, link=False)
+    _figures(shipped.run, shipped.variants, link=False,
+             line=headline(shipped.variants, shipped.predictions, shipped.examples))
 
 
-def _figures(run: dict, variants: list[dict], link: bool) -> None:
+def _figures(run: dict, variants: list[dict], link: bool, line: str | None) -> None:
     run_id = run["id"]
     df = rd.metrics_frame(variants)
-    line = headline(df)
     if line:
         st.markdown(f"### {line}")
     done = df[df["status"] == "done"]

@@ -67,7 +67,7 @@ def render_headline(variants: list[dict], run_id: str, changes: dict) -> None:
     limits = current_limits(run_id)
     verdicts = evaluate(variants, limits, changes)
     with st.container(key="headline"):
-        st.markdown(f"### {headline(verdicts, limits)}" if verdicts else "### No variant has finished yet.")
+        st.markdown(f"#### {headline(verdicts, limits)}" if verdicts else "#### No variant has finished yet.")
         st.caption("Set limits (accuracy, size, p95 latency, RAM) under **Recommendation under your limits** below.")
 
 

@@ -58,6 +58,8 @@ class ShippedRun:
     path: Path
     run: dict[str, Any]
     variants: list[dict[str, Any]]
+    examples: dict[str, Any]
+    predictions: dict[int, Any]
 
     @property
     def label(self) -> str:
@@ -76,7 +78,7 @@ def shipped(short: str, folder: Path | None = None) -> ShippedRun | None:
     except BundleError as exc:
         log.warning("shipped demo bundle %s cannot be read: %s", path, exc)
         return None
-    return ShippedRun(short, path, content["run"], content["variants"])
+    return ShippedRun(short, path, content["run"], content["variants"], content["examples"], content["predictions"])
 
 
 def refresh(short: str, folder: Path | None = None, store_path: Path | None = None) -> Path:

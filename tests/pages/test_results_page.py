@@ -158,7 +158,7 @@ def test_an_unexpected_error_is_a_friendly_message_not_a_traceback(store, monkey
     assert not at.exception
     assert any("could not show this run: RuntimeError: plotting exploded." in e.value for e in at.error)
     assert any(x.label == "Details" for x in at.expander)  # where it was raised, folded away
-    assert any(m.value.startswith("### **Recommended") for m in at.markdown)  # drawn before the failure: kept
+    assert any(m.value.startswith("#### **Recommended") for m in at.markdown)  # drawn before the failure: kept
 
 
 def test_picking_a_run_updates_the_url(store):

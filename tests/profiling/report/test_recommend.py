@@ -68,7 +68,7 @@ def test_no_limits_uses_mcnemar_when_predictions_exist():
     assert verdicts["pruned"].recommended
     line = headline(list(verdicts.values()), Limits())
     # pruned: p95 12.0 against the original's 38.1 = 3.2x; 60 / 87 MiB = 0.69x; -0.5 points from the change
-    assert line.startswith("**Recommended: pruned**: **3.2\u00d7 faster** (p95, batch 1), **0.69\u00d7 the size** on "
+    assert line.startswith("**Recommended: pruned**: **3.2\u00d7 faster** than the original (p95, batch 1), **0.69\u00d7 the size** on "
                            "disk, accuracy \u22120.5 points (95 % CI ")
     assert line.endswith("within noise). No accuracy limit is set: within noise of the original's accuracy is "
                          "assumed.")
