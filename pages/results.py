@@ -236,7 +236,21 @@ def _memory(store, run_id: str, variants: list[dict]) -> None:
         help="Resident memory of each variant's own profiling process, sampled 20 times a "
         "second; diamonds mark the phases (import, load, warm-up, latency, evaluation).",
     )
-    st.plotly_chart(plots.memory_timeline_figure(named, running=running, selected=chosen), key=f"memfig_{run_id}")
+    aligned = running is None and st.toggle(
+        "Align the phases", value=True, key=f"mem_aligned_{run_id}",
+        help="Each phase (import, load, warm-up, latency, evaluation) one slot wide, whatever it lasted, so a "
+        "short ONNX run and a long PyTorch one compare phase by phase. Off: seconds since each process started.")
+    if aligned:
+        from profiling.measure.stats import finite_or_nan
+
+        peaks = {v["name"]: (finite_or_nan((v.get("metrics") or {}).get("peak_rss_mib")),
+                             (v.get("metrics") or {}).get("peak_rss_phase"),
+                             (v.get("metrics") or {}).get("peak_rss_source")) for v in variants}
+        with st.container(key="memory_by_phase"):
+            st.plotly_chart(plots.memory_by_phase_figure(named, peaks, selected=chosen), key=f"memphase_{run_id}")
+    else:
+        st.plotly_chart(plots.memory_timeline_figure(named, running=running, selected=chosen),
+                        key=f"memfig_{run_id}")
 
 
 def _set_pair(true_key: str, pred_key: str, chart_key: str, labels: list[str]) -> None:

@@ -142,6 +142,83 @@ def memory_timeline_figure(
     return fig
 
 
+def phase_positions(t: np.ndarray, phases: Sequence[tuple[str, float]], order: Sequence[str]) -> np.ndarray:
+    """Each time ``t`` on a phase-aligned axis: phase ``order[k]`` spans [k, k+1) whatever it lasted, so the same
+    phase of every variant lines up. Before the first phase: 0; the last phase ends at the last sample."""
+    starts = [(order.index(n), s) for n, s in phases if n in order]
+    if not starts:
+        return np.zeros_like(t)
+    out = np.zeros_like(t, dtype=float)
+    end_t = float(np.max(t)) if len(t) else 0.0
+    for j, (k, start) in enumerate(starts):
+        stop = starts[j + 1][1] if j + 1 < len(starts) else max(end_t, start + 1e-9)
+        inside = (t >= start) & (t < stop if j + 1 < len(starts) else t <= stop)
+        span = (stop - start) or 1e-9
+        out[inside] = k + np.clip((t[inside] - start) / span, 0.0, 1.0)
+    return out
+
+
+def memory_by_phase_figure(
+    timelines: dict[str, dict],
+    peaks: dict[str, tuple[float, str | None, str | None]] | None = None,
+    selected: list[str] | None = None,
+    title: str = "Memory (RSS) by phase",
+) -> go.Figure:
+    """RSS of each variant's process with its phases aligned (load, warm-up, latency, evaluation each one slot wide,
+    whatever they lasted), so short and long runs compare phase by phase. Each variant's highest sample is marked
+    (triangle); ``peaks`` (name -> (reported peak MiB, its phase, its source)) adds the kernel's high-water mark
+    (cross) where it is above every sample."""
+    names = list(timelines)
+    shown = [n for n in names if (selected is None or n in selected) and timelines[n].get("t")]
+    if not shown:
+        return _empty(title, "No memory samples yet")
+    order: list[str] = []
+    for n in shown:
+        for p in timelines[n].get("phases") or []:
+            if len(p) >= 2 and str(p[0]) not in order:
+                order.append(str(p[0]))
+    fig = go.Figure()
+    for name in shown:
+        tl = timelines[name]
+        color = variant_color(names.index(name))
+        t = np.asarray(tl["t"], dtype=float)
+        mib = np.asarray(tl["mib"], dtype=float)
+        phases = [(str(p[0]), float(p[1])) for p in tl.get("phases") or [] if len(p) >= 2]
+        x = phase_positions(t, phases, order)
+        fig.add_trace(go.Scatter(
+            x=x, y=mib, mode="lines", name=name, legendgroup=name, line={"color": color, "width": 1.8},
+            customdata=t, hovertemplate=f"<b>{name}</b><br>%{{customdata:.2f}} s: %{{y:.0f}} MiB<extra></extra>",
+        ))
+        top = int(np.argmax(mib))
+        fig.add_trace(go.Scatter(
+            x=[x[top]], y=[mib[top]], mode="markers", name=f"{name}: peak", legendgroup=name, showlegend=False,
+            marker={"symbol": "triangle-down", "size": 12, "color": color, "line": {"color": "#000", "width": 1}},
+            hovertemplate=f"<b>{name}</b><br>highest sample: {mib[top]:.0f} MiB<extra></extra>",
+        ))
+        peak, phase, source = (peaks or {}).get(name, (None, None, None))
+        if peak is not None and math.isfinite(peak) and peak > float(mib[top]) + 0.5 and source != "sampled":
+            slot = order.index(phase) + 0.5 if phase in order else float(x[top])
+            fig.add_trace(go.Scatter(
+                x=[slot], y=[peak], mode="markers", name=f"{name}: high-water mark", legendgroup=name,
+                showlegend=False, marker={"symbol": "x", "size": 11, "color": color, "line": {"width": 1}},
+                hovertemplate=(f"<b>{name}</b><br>kernel high-water mark: {peak:.0f} MiB during {phase or '?'} "
+                               f"(between two samples)<extra></extra>"),
+            ))
+    for k in range(1, len(order)):
+        fig.add_vline(x=k, line={"color": "#999", "width": 1, "dash": "dot"})
+    fig.update_layout(
+        title={"text": f"{title}<br><sup>each phase one slot wide, whatever it lasted; \u25bc highest sample, "
+                       "\u2715 kernel high-water mark above the samples</sup>"},
+        height=480, margin={"l": 10, "r": 10, "t": 70, "b": 10}, hovermode="closest",
+        xaxis={"tickvals": [k + 0.5 for k in range(len(order))], "ticktext": order, "range": [0, len(order)],
+               "title": "phase of the profiling process"},
+        yaxis_title="resident memory, RSS (MiB)",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},  # clear of the title
+    )
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
 # ---- tradeoff scatter --------------------------------------------------------------------------------------
 
 

@@ -63,4 +63,14 @@ def test_first_screens_of_demo_and_results(app_server, browser_page, screenshot)
     assert _overlaps(boxes) == [], boxes
     assert len(boxes) < len(ship.variants)  # not every bubble: the others are named on hover
     page.screenshot(path=str(ARTIFACTS / "results-first-screen.png"))
+
+    # 3. the memory timelines, aligned by phase, each variant's peak marked
+    memory = page.locator(".st-key-memory_by_phase " + CHART)
+    memory.scroll_into_view_if_needed()
+    memory.locator(".main-svg").first.wait_for(timeout=30_000)
+    ticks = memory.locator(".xtick text").evaluate_all("els => els.map(e => e.textContent.trim())")
+    for phase in ("load", "warm-up", "latency", "evaluation"):
+        assert phase in ticks, ticks
+    assert memory.locator(".scatterlayer .trace").count() >= 2 * len(ship.variants)  # a line and a peak each
+    memory.screenshot(path=str(ARTIFACTS / "memory-by-phase.png"))
     screenshot(page, "results-full-page")

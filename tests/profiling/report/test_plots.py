@@ -314,3 +314,34 @@ def test_tradeoff_scatter_colours_follow_the_variant_and_single_best_point_has_n
     assert list(points.marker.color) == [plots.variant_color(0), plots.variant_color(2)]
     one = plots.tradeoff_scatter(_frame().iloc[[0, 1]], "disk_mib")  # same disk, same accuracy: no step to draw
     assert not [t for t in one.data if t.name == "Pareto frontier"]
+
+
+def test_phase_positions_line_up_every_variant_phase_by_phase():
+    order = ["import", "load", "latency", "evaluation"]
+    short = [("import", 0.0), ("load", 1.0), ("latency", 1.5), ("evaluation", 2.0)]
+    long = [("import", 0.0), ("load", 10.0), ("latency", 30.0), ("evaluation", 40.0)]
+    # the start of each phase lands on its slot's left edge, whatever the real durations
+    assert list(plots.phase_positions(np.array([0.0, 1.0, 1.5, 2.0]), short, order)) == [0.0, 1.0, 2.0, 3.0]
+    assert list(plots.phase_positions(np.array([0.0, 10.0, 30.0, 40.0]), long, order)) == [0.0, 1.0, 2.0, 3.0]
+    # half-way through load is 1.5 for both; the last phase ends at the last sample
+    assert plots.phase_positions(np.array([0.5]), short, order)[0] == pytest.approx(0.5)
+    assert plots.phase_positions(np.array([20.0, 50.0]), long + [], order)[0] == pytest.approx(1.5)
+    assert plots.phase_positions(np.array([45.0, 50.0]), long, order)[-1] == pytest.approx(4.0)
+
+
+def test_memory_by_phase_marks_each_peak_and_a_high_water_mark_above_the_samples():
+    timelines = {
+        "original": {"t": [0.0, 1.0, 2.0, 3.0], "mib": [100.0, 400.0, 380.0, 390.0],
+                     "phases": [["import", 0.0], ["load", 1.0], ["evaluation", 2.0]]},
+        "onnx": {"t": [0.0, 0.1, 0.2, 0.3], "mib": [90.0, 150.0, 160.0, 155.0],
+                 "phases": [["import", 0.0], ["load", 0.1], ["evaluation", 0.2]]},
+    }
+    peaks = {"original": (400.0, "load", "sampled"), "onnx": (210.0, "load", "kernel high-water mark")}
+    fig = plots.memory_by_phase_figure(timelines, peaks)
+    assert list(fig.layout.xaxis.ticktext) == ["import", "load", "evaluation"]
+    marks = {t.name: t for t in fig.data if t.name and (t.name.endswith(": peak") or "high-water" in t.name)}
+    assert marks["original: peak"].y[0] == 400.0 and marks["original: peak"].x[0] == pytest.approx(1.0)
+    assert marks["onnx: peak"].y[0] == 160.0 and marks["onnx: peak"].x[0] == pytest.approx(2.0)
+    assert marks["onnx: high-water mark"].y[0] == 210.0 and marks["onnx: high-water mark"].x[0] == 1.5
+    assert "original: high-water mark" not in marks  # its reported peak is a sample: nothing extra to mark
+    assert "No memory samples" in plots.memory_by_phase_figure(timelines, selected=[]).layout.annotations[0].text
