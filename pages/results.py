@@ -200,13 +200,13 @@ def _frontier(df: pd.DataFrame, run_id: str) -> None:
         key=f"logx_{run_id}",
         help="Useful when one variant is much slower than the rest (on by default when they differ 10x or more).",
     )
+    fig = plots.tradeoff_scatter(done, "latency_b1_median_ms", log_x=log_x, title="Accuracy vs latency (batch 1, median)")
     with st.container(key="frontier_chart"):
-        st.plotly_chart(
-            plots.tradeoff_scatter(
-                done, "latency_b1_median_ms", log_x=log_x, title="Accuracy vs latency (batch 1, median)"
-            ),
-            key=f"scatter_lat_{run_id}",
-        )
+        st.plotly_chart(fig, key=f"scatter_lat_{run_id}")
+    from dashboard import chart_export
+
+    with st.container(key="frontier_export"):
+        chart_export.buttons(fig, f"accuracy-vs-latency-{run_id}", f"export_lat_{run_id}")
 
 
 def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
@@ -214,9 +214,11 @@ def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
     if done.empty:
         return
     st.subheader("Tradeoffs")
-    st.plotly_chart(
-        plots.tradeoff_scatter(done, "disk_mib", title="Accuracy vs size on disk"), key=f"scatter_disk_{run_id}"
-    )
+    fig = plots.tradeoff_scatter(done, "disk_mib", title="Accuracy vs size on disk")
+    st.plotly_chart(fig, key=f"scatter_disk_{run_id}")
+    from dashboard import chart_export
+
+    chart_export.buttons(fig, f"accuracy-vs-size-{run_id}", f"export_disk_{run_id}")
 
 
 def _memory(store, run_id: str, variants: list[dict]) -> None:
@@ -246,8 +248,12 @@ def _memory(store, run_id: str, variants: list[dict]) -> None:
         peaks = {v["name"]: (finite_or_nan((v.get("metrics") or {}).get("peak_rss_mib")),
                              (v.get("metrics") or {}).get("peak_rss_phase"),
                              (v.get("metrics") or {}).get("peak_rss_source")) for v in variants}
+        fig = plots.memory_by_phase_figure(named, peaks, selected=chosen)
         with st.container(key="memory_by_phase"):
-            st.plotly_chart(plots.memory_by_phase_figure(named, peaks, selected=chosen), key=f"memphase_{run_id}")
+            st.plotly_chart(fig, key=f"memphase_{run_id}")
+        from dashboard import chart_export
+
+        chart_export.buttons(fig, f"memory-by-phase-{run_id}", f"export_mem_{run_id}")
     else:
         st.plotly_chart(plots.memory_timeline_figure(named, running=running, selected=chosen),
                         key=f"memfig_{run_id}")

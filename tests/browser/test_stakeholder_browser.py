@@ -64,6 +64,13 @@ def test_first_screens_of_demo_and_results(app_server, browser_page, screenshot)
     assert len(boxes) < len(ship.variants)  # not every bubble: the others are named on hover
     page.screenshot(path=str(ARTIFACTS / "results-first-screen.png"))
 
+    # 2b. the frontier chart saved as a PNG for slides (drawn on the server by kaleido, offline)
+    with page.expect_download(timeout=120_000) as download:
+        page.locator(".st-key-frontier_export").get_by_role("button", name="PNG").click()
+    png = download.value.path().read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and download.value.suggested_filename.endswith(".png")
+    (ARTIFACTS / "exported-frontier.png").write_bytes(png)
+
     # 3. the memory timelines, aligned by phase, each variant's peak marked
     memory = page.locator(".st-key-memory_by_phase " + CHART)
     memory.scroll_into_view_if_needed()
