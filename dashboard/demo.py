@@ -63,14 +63,18 @@ def _signature(variants: list[Any]) -> tuple:
 def matching_run(runs: list[dict], store: Any, request: dict) -> dict | None:
     """The newest finished run with the scenario's model, dataset and technique chains (settings may differ)."""
     want = (request["model"], rd_dataset(request["dataset"]), _signature(request["variants"]))
+    found = []
     for r in runs:  # newest first
         if r["status"] not in ("done", "failed") or r.get("n_done", 0) < 2:
             continue
         run = store.get_run(r["id"])
         req = (run or {}).get("request") or {}
         if (req.get("model"), rd_dataset(req.get("dataset")), _signature(req.get("variants") or [])) == want:
-            return run
-    return None
+            found.append(run)
+    # a run measured here before one imported from a bundle (measured elsewhere), and never a marked copy first
+    found.sort(key=lambda run: (bool((run.get("env") or {}).get("imported")),
+                                bool(((run.get("env") or {}).get("imported") or {}).get("copy_of"))))
+    return found[0] if found else None
 
 
 def rd_dataset(spec: Any) -> str:
@@ -108,9 +112,11 @@ def show_scenario(store: Any, run: dict) -> None:
     from profiling.jobs.demo_runs import machine_label
 
     variants = store.variants(run["id"])
+    imported = (run.get("env") or {}).get("imported")
+    where = "imported from a bundle, measured on" if imported else "measured on this machine \u00b7"
     st.caption(f"Stored run {run['id']} \u00b7 {str(run.get('created_at', ''))[:16].replace('T', ' ')} \u00b7 "
-               f"{sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants measured on this "
-               f"machine \u00b7 {machine_label(run.get('env') or {}, run.get('finished_at'))}")
+               f"{sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants {where} "
+               f"{machine_label(run.get('env') or {}, run.get('finished_at'))}")
     preds = {v["idx"]: store.predictions(run["id"], v["idx"]) for v in variants}
     _figures(run, variants, link=True, line=headline(variants, preds, store.examples(run["id"])))
 

@@ -153,6 +153,20 @@ def test_demo_page_shows_the_shipped_run_on_an_empty_store(store, open_page):
     assert store.list_runs() == []  # shown from the bundle: nothing was written to the store
 
 
+def test_demo_page_prefers_a_run_made_here_and_labels_an_imported_one(store, open_page):
+    from profiling.jobs.demo_runs import bundle_path
+    from profiling.store.bundle import import_bundle
+
+    imported = import_bundle(store, bundle_path("quick"))
+    at = open_page("pages/demo.py")
+    text = _texts(at)
+    assert f"Stored run {imported}" in text and "imported from a bundle, measured on AMD EPYC" in text
+    assert "measured on this machine" not in text
+    here = _scenario_run(store, "Quick tour \u00b7 default classifier")  # then a run made on this machine
+    at = open_page("pages/demo.py")
+    assert f"Stored run {here}" in _texts(at) and "measured on this machine" in _texts(at)
+
+
 def test_demo_page_is_view_only_when_read_only(store, open_page, monkeypatch):
     _scenario_run(store, "Quick tour \u00b7 default classifier")
     monkeypatch.setenv("COMPRESSION_READ_ONLY", "1")
