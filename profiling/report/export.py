@@ -40,9 +40,8 @@ def figure_bytes(fig: Any, fmt: str, width: int = WIDTH_PX, height: int | None =
     if reason:
         raise ExportUnavailable(f"PNG/SVG export needs kaleido: {reason}")
     import kaleido
-    from kaleido.errors import ChromeNotFoundError
-
     import plotly.graph_objects as go
+    from kaleido.errors import ChromeNotFoundError
 
     fig = go.Figure(fig)  # a copy: the page's figure keeps its tight margins
     fig.update_layout(margin={"l": 80, "r": 30, "t": 90, "b": 60})  # the app's automargin does not apply here

@@ -39,8 +39,8 @@ def test_no_limits_never_trades_accuracy_away_unseen():
     assert [v.name for v in verdicts] == ["original", "onnx", "int8", "pruned"]  # failed variants left out
     assert [v.name for v in verdicts if v.recommended] == ["pruned"]  # 0.5 points lower, the next fastest
     assert verdicts[2].accuracy_drop_pts == pytest.approx(3.0)
-    assert verdicts[2].reasons == ["accuracy drop 3.0 pts; no accuracy limit set and no per-example predictions "
-                                   "to test noise: at most 1.0 pts assumed"]
+    assert verdicts[2].reasons == [("accuracy drop 3.0 pts; no accuracy limit set and no per-example predictions "
+                                    "to test noise: at most 1.0 pts assumed")]
     assert "within noise of the original's accuracy assumed" in summary(verdicts, Limits())
     # an explicit accuracy limit replaces the assumption
     loose = evaluate(VARIANTS, Limits(max_accuracy_drop_pts=5.0))
