@@ -124,7 +124,7 @@ def show_shipped(shipped: Any) -> None:
     """The run this project measured and ships (nothing has been run here yet): labelled with where it was measured."""
     with st.container(key="demo_shipped"):
         st.info(f"Showing the run this project measured and ships with the app (run {shipped.run['id']}), "
-                f"**not this machine**: {shipped.label}. A live run here replaces it when it is done.",
+                f"**not a run made here**: {shipped.label}. A live run here replaces it when it is done.",
                 icon=":material/inventory_2:")
     _figures(shipped.run, shipped.variants, link=False,
              line=headline(shipped.variants, shipped.predictions, shipped.examples))

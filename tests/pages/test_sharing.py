@@ -146,7 +146,7 @@ def test_demo_page_shows_the_shipped_run_on_an_empty_store(store, open_page):
     assert not at.exception
     assert at.radio(key="demo_scenario").value.startswith("Quick tour")  # the scenario there is something to show
     text = _texts(at)
-    assert "not this machine" in text and ship.label in text and ship.run["id"] in text
+    assert "not a run made here" in text and ship.label in text and ship.run["id"] in text
     assert ship.label.startswith("AMD EPYC") and "measured 20" in ship.label  # machine, flags and date, as recorded
     assert "faster** than the original" in text
     assert next(b for b in at.button if b.key == "demo_launch").label == "Run it live on this machine"
