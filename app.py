@@ -1,10 +1,14 @@
 """Compression Explorer: the Streamlit entry point (`streamlit run app.py`); registers the pages."""
 
+from pathlib import Path
+
 import streamlit as st
 
 from dashboard import auth, share, store_health
 
-st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
+ICON = Path(__file__).parent / "dashboard" / "assets" / "icon.png"  # served by the app: a demo room may be offline
+
+st.set_page_config(page_title="Compression Explorer", page_icon=str(ICON), layout="wide")
 auth.require_login()  # with an [auth] section in .streamlit/secrets.toml: a login prompt and nothing else
 pg = st.navigation(
     share.allowed_pages([

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from dashboard import share, state
@@ -63,14 +62,18 @@ def _signature(variants: list[Any]) -> tuple:
 def matching_run(runs: list[dict], store: Any, request: dict) -> dict | None:
     """The newest finished run with the scenario's model, dataset and technique chains (settings may differ)."""
     want = (request["model"], rd_dataset(request["dataset"]), _signature(request["variants"]))
+    found = []
     for r in runs:  # newest first
         if r["status"] not in ("done", "failed") or r.get("n_done", 0) < 2:
             continue
         run = store.get_run(r["id"])
         req = (run or {}).get("request") or {}
         if (req.get("model"), rd_dataset(req.get("dataset")), _signature(req.get("variants") or [])) == want:
-            return run
-    return None
+            found.append(run)
+    # a run measured here before one imported from a bundle (measured elsewhere), and never a marked copy first
+    found.sort(key=lambda run: (bool((run.get("env") or {}).get("imported")),
+                                bool(((run.get("env") or {}).get("imported") or {}).get("copy_of"))))
+    return found[0] if found else None
 
 
 def rd_dataset(spec: Any) -> str:
@@ -79,31 +82,57 @@ def rd_dataset(spec: Any) -> str:
     return describe_dataset(spec)
 
 
-def headline(df: pd.DataFrame) -> str | None:
-    """One sentence for the audience: the fastest variant within one accuracy point of the original."""
-    done = df[(df["status"] == "done") & (df["idx"] != 0)].dropna(subset=["latency_b1_ratio"])
-    if done.empty:
+def headline(variants: list[dict], predictions: dict, examples: dict) -> str | None:
+    """The Results page's first sentence for the audience (no limits: within noise of the original assumed)."""
+    from profiling.report.recommend import Limits, evaluate
+    from profiling.report.recommend import headline as recommendation
+    from profiling.report.uncertainty import accuracy_changes
+
+    done = [v for v in variants if v.get("status") == "done"]
+    if len(done) < 2:
         return None
-    close = done[done["accuracy_delta_pts"].fillna(0) >= -1.0]
-    pick = (close if not close.empty else done).sort_values("latency_b1_ratio").iloc[0]
-    speed = 1 / pick["latency_b1_ratio"] if pick["latency_b1_ratio"] > 0 else float("nan")
-    size = pick["disk_ratio"]
-    acc = pick["accuracy_delta_pts"]
-    parts = [f"**{pick['variant']}** answers **{speed:.1f}\u00d7 faster** than the original"]
-    if pd.notna(size):
-        parts.append(f"at **{size:.2f}\u00d7 the size**")
-    if pd.notna(acc):
-        parts.append(f"with **{acc:+.1f} points** of accuracy")
-    return " ".join(parts) + (" (the fastest within one point)." if not close.empty else ".")
+    labels = examples.get("labels") if examples.get("texts") else None
+    return recommendation(evaluate(variants, Limits(), accuracy_changes(done, predictions, labels)), Limits())
+
+
+def _first_to_show(runs: list[dict], store: Any) -> str:
+    """The first scenario with a run on this machine, else the first with a shipped run, else the first."""
+    from profiling.jobs.demo_runs import bundle_path
+
+    for title in SCENARIOS:
+        if matching_run(runs, store, scenario_request(title)) is not None:
+            return title
+    short = {title: name for name, title in SHORT_NAMES.items()}
+    return next((t for t in SCENARIOS if bundle_path(short[t]).is_file()), next(iter(SCENARIOS)))
 
 
 def show_scenario(store: Any, run: dict) -> None:
+    """A run of the scenario made on this machine (stored): figures, charts and a link to its full results."""
+    from profiling.jobs.demo_runs import machine_label
+
+    variants = store.variants(run["id"])
+    imported = (run.get("env") or {}).get("imported")
+    where = "imported from a bundle, measured on" if imported else "measured on this machine \u00b7"
+    st.caption(f"Stored run {run['id']} \u00b7 {str(run.get('created_at', ''))[:16].replace('T', ' ')} \u00b7 "
+               f"{sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants {where} "
+               f"{machine_label(run.get('env') or {}, run.get('finished_at'))}")
+    preds = {v["idx"]: store.predictions(run["id"], v["idx"]) for v in variants}
+    _figures(run, variants, link=True, line=headline(variants, preds, store.examples(run["id"])))
+
+
+def show_shipped(shipped: Any) -> None:
+    """The run this project measured and ships (nothing has been run here yet): labelled with where it was measured."""
+    with st.container(key="demo_shipped"):
+        st.info(f"Showing the run this project measured and ships with the app (run {shipped.run['id']}), "
+                f"**not a run made here**: {shipped.label}. A live run here replaces it when it is done.",
+                icon=":material/inventory_2:")
+    _figures(shipped.run, shipped.variants, link=False,
+             line=headline(shipped.variants, shipped.predictions, shipped.examples))
+
+
+def _figures(run: dict, variants: list[dict], link: bool, line: str | None) -> None:
     run_id = run["id"]
-    variants = store.variants(run_id)
     df = rd.metrics_frame(variants)
-    st.caption(f"Stored run {run_id} \u00b7 {str(run.get('created_at', ''))[:16].replace('T', ' ')} \u00b7 "
-               f"{sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants measured")
-    line = headline(df)
     if line:
         st.markdown(f"### {line}")
     done = df[df["status"] == "done"]
@@ -120,8 +149,9 @@ def show_scenario(store: Any, run: dict) -> None:
     heads = rd.display_columns(df)
     with st.container(key="demo_table"):
         st.dataframe(table[[heads[c] for c in cols if heads.get(c) in table.columns]], hide_index=True)
-    st.page_link("pages/results.py", label="Open the full results (memory, changed predictions, report, A/B)",
-                 icon=":material/insights:", query_params={"run": run_id})
+    if link:
+        st.page_link("pages/results.py", label="Open the full results (memory, changed predictions, report, A/B)",
+                     icon=":material/insights:", query_params={"run": run_id})
 
 
 def relaunch(request: dict) -> None:
@@ -144,20 +174,28 @@ def render() -> None:
     wanted = SHORT_NAMES.get(str(st.query_params.get("scenario", "")))
     if wanted and "demo_scenario" not in st.session_state:  # ?scenario=quick opens that scenario (a bookmark)
         st.session_state["demo_scenario"] = wanted
+    if "demo_scenario" not in st.session_state:  # open on something to show: run here, else shipped, else the first
+        st.session_state["demo_scenario"] = _first_to_show(runs, store)
     title = st.radio("Scenario", list(SCENARIOS), key="demo_scenario", horizontal=True, label_visibility="collapsed")
     st.markdown(SCENARIOS[title][2])
     request = scenario_request(title)
     run = matching_run(runs, store, request)
     active = any(r["status"] in ("queued", "running") for r in runs)
+    short = next((k for k, v in SHORT_NAMES.items() if v == title), "")
+    from profiling.jobs.demo_runs import shipped as shipped_run
+
+    ship = shipped_run(short) if run is None else None
     if run is not None:
         show_scenario(store, run)
+    elif ship is not None:
+        show_shipped(ship)
     else:
         st.info("This scenario has not been run on this machine yet." + ("" if share.locked() else
                 " Run it live below (the reference sequence takes a while; the quick tour a few minutes)."),
                 icon=":material/info:")
     if share.locked():
         return
-    label = "Run it again live" if run is not None else "Run it live"
+    label = "Run it again live" if run is not None else ("Run it live on this machine" if ship else "Run it live")
     if st.button(label, icon=":material/rocket_launch:", key="demo_launch", disabled=active,
                  help="Launches this scenario in the background and opens the Run page to follow it live."
                  + (" Another run is in progress: wait for it to finish." if active else "")):

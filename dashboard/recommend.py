@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from profiling.report.recommend import RULE, Limits, evaluate, summary
+from profiling.report.recommend import RULE, Limits, evaluate, headline, limit_kind, p95_footnote, summary
 
 _INPUTS = (
     ("max_accuracy_drop_pts", "Max accuracy drop (points)", 0.5, ("Largest accuracy loss against the original you "
@@ -32,18 +32,52 @@ def verdict_frame(verdicts: list) -> pd.DataFrame:
             "Disk (MiB)": _cell(v.disk_mib, "{:.1f}"),
             "p95 b1 (ms)": _cell(v.p95_ms, "{:.1f}"),
             "Peak RAM (MiB)": _cell(v.peak_ram_mib, "{:.0f}"),
-            "Ruled out by": "; ".join(v.reasons),
+            "Ruled out by": ", ".join(dict.fromkeys(limit_kind(r) for r in v.reasons)),  # in full below the table
         })
     return pd.DataFrame(rows)
 
 
-def render(variants: list[dict], run_id: str) -> None:
+def _limits_key(key: str, run_id: str) -> str:
+    return f"rec_{key}_{run_id}"
+
+
+def current_limits(run_id: str) -> Limits:
+    """The limits typed in the recommendation section (kept in the session), none before any was typed."""
+    values = {key: st.session_state.get(_limits_key(key, run_id)) for key, *_ in _INPUTS}
+    try:
+        return Limits(**{k: (float(v) if v is not None else None) for k, v in values.items()})
+    except ValueError:
+        return Limits()
+
+
+def accuracy_changes(store, run_id: str, variants: list[dict]) -> dict:
+    """idx -> AccuracyChange against the original, from the stored predictions ({} without them)."""
+    from profiling.report.uncertainty import accuracy_changes as changes_of
+
+    examples = store.examples(run_id)
+    if not examples.get("texts") or not store.predictions(run_id, 0):
+        return {}
+    done = [v for v in variants if v.get("status") == "done"]
+    preds = {v["idx"]: store.predictions(run_id, v["idx"]) for v in done}
+    return changes_of(done, preds, examples.get("labels"))
+
+
+def render_headline(variants: list[dict], run_id: str, changes: dict) -> None:
+    """The first sentence of the Results page: the recommendation under the current limits, or why none."""
+    limits = current_limits(run_id)
+    verdicts = evaluate(variants, limits, changes)
+    with st.container(key="headline"):
+        st.markdown(f"#### {headline(verdicts, limits)}" if verdicts else "#### No variant has finished yet.")
+        st.caption("Set limits (accuracy, size, p95 latency, RAM) under **Recommendation under your limits** below.")
+
+
+def render(variants: list[dict], run_id: str, changes: dict | None = None) -> None:
     st.subheader("Recommendation under your limits")
     cols = st.columns(len(_INPUTS))
     values = {}
     for col, (key, label, step, help_text) in zip(cols, _INPUTS, strict=True):
         values[key] = col.number_input(
-            label, min_value=0.0, value=None, step=step, placeholder="no limit", key=f"rec_{key}_{run_id}",
+            label, min_value=0.0, value=None, step=step, placeholder="no limit", key=_limits_key(key, run_id),
             help=help_text,
         )
     try:
@@ -51,14 +85,19 @@ def render(variants: list[dict], run_id: str) -> None:
     except ValueError as exc:
         st.error(f"Check the limits: {exc}")
         return
-    verdicts = evaluate(variants, limits)
+    verdicts = evaluate(variants, limits, changes)
     if not verdicts:
         st.info("The recommendation appears when variants have finished.")
         return
     best = next((v for v in verdicts if v.recommended), None)
-    (st.success if best else st.warning)(summary(verdicts), icon=":material/recommend:" if best else ":material/block:")
+    (st.success if best else st.warning)(summary(verdicts, limits),
+                                         icon=":material/recommend:" if best else ":material/block:")
     with st.container(key="recommendation_table"):
-        st.dataframe(verdict_frame(verdicts), hide_index=True, key=f"rec_table_{run_id}")
-    sources = sorted({v.p95_source for v in verdicts})
-    st.caption(f"{RULE} Accuracy drop = original's accuracy minus the variant's (negative = better). p95: "
-               f"{'; '.join(sources)}.")
+        st.dataframe(verdict_frame(verdicts), hide_index=True, key=f"rec_table_{run_id}",
+                     column_config={"Ruled out by": st.column_config.TextColumn(width="large")})
+    ruled = [f"- **{v.name}**: " + "; ".join(v.reasons) for v in verdicts if v.reasons]
+    if ruled:  # the table names the limits; the figures, in full, here (a table cell would cut them off)
+        with st.container(key="ruled_out"):
+            st.markdown("**Ruled out:**\n" + "\n".join(ruled))
+    st.caption(f"{RULE} Accuracy drop = original's accuracy minus the variant's (negative = better). "
+               f"{p95_footnote(verdicts)}.")

@@ -38,6 +38,21 @@ def grid(result: dict[str, Any], metric: str) -> tuple[list[str], list[str], lis
     return [f"layer {i}" for i in layers], columns, z
 
 
+def color_range(metric: str, z: list[list[float | None]]) -> dict[str, Any]:
+    """A colour scale that fits the quantity: agreement within 0..1 with 1 (unchanged) lightest, a change in
+    accuracy diverging around 0, logit changes from 0; a map whose cells are all equal is not drawn all dark."""
+    values = [v for row in z for v in row if v is not None]
+    if not values:
+        return {}
+    lo, hi = min(values), max(values)
+    if metric == "agreement":
+        return {"zmin": max(0.0, min(lo, 0.95)), "zmax": 1.0}
+    if metric == "delta_accuracy":
+        m = max(abs(lo), abs(hi), 0.01)
+        return {"colorscale": "RdBu", "reversescale": False, "zmid": 0.0, "zmin": -m, "zmax": m}
+    return {"zmin": 0.0, "zmax": max(hi, 1e-6)}
+
+
 def heatmap_figure(result: dict[str, Any], metric: str = "agreement") -> go.Figure:
     """Layer x sublayer (or layer x head) heatmap; the colour scale runs from harmless (light) to damaging (dark red)."""
     label, lower_is_worse = METRICS[metric]
@@ -45,9 +60,9 @@ def heatmap_figure(result: dict[str, Any], metric: str = "agreement") -> go.Figu
     text = [["" if v is None else f"{v:.3f}" for v in row] for row in z]
     fig = go.Figure(
         go.Heatmap(
-            z=z, x=xlabels, y=ylabels, text=text, texttemplate="%{text}", colorscale="Reds",
-            reversescale=lower_is_worse, colorbar={"title": label}, hoverongaps=False,
+            z=z, x=xlabels, y=ylabels, text=text, texttemplate="%{text}", colorbar={"title": label}, hoverongaps=False,
             hovertemplate="%{y} · %{x}<br>" + label + ": %{z:.4f}<extra></extra>",
+            **{"colorscale": "Reds", "reversescale": lower_is_worse, **color_range(metric, z)},
         )
     )
     what = TECHNIQUE_LABELS.get(result["technique"], result["technique"])

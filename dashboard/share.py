@@ -120,7 +120,9 @@ def render_import(store: Any) -> None:
     st.markdown("#### Import a run bundle")
     done = st.session_state.pop("bundle_imported", None)
     if done:
-        st.success(f"Imported as run {done}.", icon=":material/task_alt:")
+        copy_of = (((store.get_run(done) or {}).get("env") or {}).get("imported") or {}).get("copy_of")
+        st.success(f"Imported as run {done}" + (f", a marked copy of run {copy_of}." if copy_of else "."),
+                   icon=":material/task_alt:")
         st.page_link("pages/results.py", label="Open it", icon=":material/insights:", query_params={"run": done})
     up = st.file_uploader(
         "Run bundle (.zip)",
@@ -131,15 +133,30 @@ def render_import(store: Any) -> None:
     )
     if up is None:
         return
-    if st.button("Import", icon=":material/upload:", key="bundle_import", type="primary"):
-        from profiling.store.bundle import BundleError, import_bundle
-        from profiling.store.runs import StoreError
+    from profiling.store.bundle import AlreadyStored, BundleError, import_bundle
+    from profiling.store.runs import StoreError
 
+    duplicate = st.session_state.get("bundle_duplicate")
+    as_copy = False
+    if duplicate and duplicate.get("file") == up.file_id:  # this very upload was recognised as already stored
+        with st.container(key="bundle_already_stored"):
+            st.info(f"This bundle is already in the store as run **{duplicate['run']}** (same content, digest "
+                    f"`{duplicate['digest'][:12]}`): nothing was imported.", icon=":material/content_copy:")
+            st.page_link("pages/results.py", label="Open the stored run", icon=":material/insights:",
+                         query_params={"run": duplicate["run"]})
+            as_copy = st.button("Import as a copy", icon=":material/library_add:", key="bundle_import_copy",
+                                help="Store a second copy anyway; it is marked as an imported copy of the stored "
+                                "run in every run list.")
+    if st.button("Import", icon=":material/upload:", key="bundle_import", type="primary") or as_copy:
         try:
-            run_id = import_bundle(store, up.getvalue())
+            run_id = import_bundle(store, up.getvalue(), duplicate="copy" if as_copy else "refuse")
+        except AlreadyStored as exc:
+            st.session_state["bundle_duplicate"] = {"file": up.file_id, "run": exc.run_id, "digest": exc.digest}
+            st.rerun()  # show the notice and the explicit copy choice
         except (BundleError, StoreError) as exc:
             st.error(f"Not imported: {exc}. Nothing was stored.", icon=":material/block:")
             return
+        st.session_state.pop("bundle_duplicate", None)
         st.session_state["bundle_imported"] = run_id
         st.rerun()  # redraw the page with the new run in its tables
 
@@ -150,20 +167,24 @@ READ_ONLY_PAGES = ("results", "history", "demo")
 
 def _home() -> None:
     """The default page when the Run page is left out: go to Results (so /results keeps its own address)."""
-    st.switch_page("pages/results.py")
+    st.switch_page("pages/results.py", query_params=st.query_params.to_dict())  # a share link stays one
 
 
 def allowed_pages(pages: list[Any]) -> list[Any]:
     """The st.Page list app.py registers: only Results for a share link, only viewing pages when read-only.
 
-    The Run page is the app's default (served at "/"); read-only, a hidden default page forwards "/" to Results
-    (were Results the default, its own address /results would be "page not found").
+    The Run page is the app's default (served at "/"). Whenever it is left out, a hidden default page forwards "/"
+    to Results: Streamlit serves its default page at "/" only (its url_path is ""), so were Results the default,
+    its own address /results (the share link) would answer with a "Page not found" pop-up over the run.
     """
-    if shared_view():  # Results alone: it is the default page, served at its own address as well
-        return [p for p in pages if p.url_path == "results"] or list(pages)
-    if not read_only():
+    if shared_view():  # Results alone (with the hidden home page that keeps /results its own address)
+        kept = [p for p in pages if p.url_path == "results"]
+    elif not read_only():
         return list(pages)
-    kept = [p for p in pages if p.url_path in READ_ONLY_PAGES]
+    else:
+        kept = [p for p in pages if p.url_path in READ_ONLY_PAGES]
+    if not kept:
+        return list(pages)
     home = st.Page(_home, title="Home", url_path="home", default=True, visibility="hidden")
     return [home, *kept]
 
@@ -185,11 +206,11 @@ def shared_run(runs: list[dict]) -> str | None:
     return None
 
 
-def run_extras(store: Any, run: dict, variants: list[dict]) -> None:
-    """Everything issue 5 adds under a run: recommendation, cost, live A/B (finished runs) and share/export."""
+def run_extras(store: Any, run: dict, variants: list[dict], changes: dict | None = None) -> None:
+    """Under a run: recommendation, cost, live A/B (finished runs) and share/export."""
     from dashboard import ab_box, cost, recommend
     if run.get("status") in ("done", "failed"):
-        recommend.render(variants, run["id"])
+        recommend.render(variants, run["id"], changes)
         cost.render(variants, run)
         ab_box.render(store, run, variants)
     render(store, run)

@@ -115,8 +115,9 @@ def _grouped_ticks(entries: list[Entry], refused: dict[str, str | None]) -> None
         with col.container(border=True):
             st.markdown(f"**{title}**")
             st.caption(blurb)
+            shown: set[str] = set()  # a CPU warning shared by several techniques of the column: said once
             for entry in (e for e in entries if registry[e.technique].config_cls.group == group):
-                _entry_controls(entry, refused[entry.technique])
+                _entry_controls(entry, refused[entry.technique], shown)
     others = [e for e in entries if registry[e.technique].config_cls.group not in {g[0] for g in GROUPS}]
     for entry in others:
         _entry_controls(entry, refused[entry.technique])
@@ -147,7 +148,7 @@ def _ticked_variants(
     return variants, errors
 
 
-def _entry_controls(entry: Entry, refused: str | None = None) -> None:
+def _entry_controls(entry: Entry, refused: str | None = None, shown: set[str] | None = None) -> None:
     cls = state.technique_registry()[entry.technique].config_cls
     helptext = (
         cls.help
@@ -165,8 +166,12 @@ def _entry_controls(entry: Entry, refused: str | None = None) -> None:
     from dashboard.hardware import technique_advice
 
     cpu_advice = technique_advice(entry.technique, entry.fixed)
-    if cpu_advice:
+    if cpu_advice and shown is not None and cpu_advice in shown:
+        st.caption(":material/memory: The CPU note above applies here too.")
+    elif cpu_advice:
         st.caption(f":material/memory: {cpu_advice}")
+        if shown is not None:
+            shown.add(cpu_advice)
     if not (st.session_state.get(tick_key(entry)) or entry.key in (st.session_state.get("chain_steps") or [])):
         return  # options appear once the technique is ticked or used in the chain (defaults otherwise)
     fields = [f for f in dataclasses.fields(cls) if f.name not in entry.fixed]

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from profiling.measure.stats import ACCURACY_TEST
 from profiling.report.uncertainty import (
     RSS_MEANING,
     accuracy_changes,
@@ -56,8 +57,7 @@ def render(run: Mapping[str, Any], variants: list[dict], predictions: Mapping[in
     if changes:
         names = {int(v["idx"]): v.get("name") for v in done}
         st.markdown(
-            "**Accuracy against the original, on the same examples** (paired bootstrap interval of the difference; "
-            "McNemar's exact test on the examples only one of the two got right):\n"
+            f"**Accuracy against the original, on the same examples.** {ACCURACY_TEST}\n"
             + "\n".join(
                 f"- **{names[i]}**: {ch.text()}; agrees with the original on {ch.agreement:.1%} of {ch.n} examples"
                 for i, ch in changes.items()

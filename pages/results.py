@@ -91,6 +91,12 @@ def _header(run: dict, variants: list[dict]) -> None:
     if took:
         parts.append(f"**Took** {took}")
     st.markdown(" \u00b7 ".join(parts))
+    imported = (run.get("env") or {}).get("imported") or {}
+    if imported:  # measured elsewhere: say where it came from (and when it is a second copy)
+        st.caption(f":material/move_to_inbox: Imported from a bundle of run {imported.get('from_run', '?')} "
+                   f"(exported {str(imported.get('exported_at', '?'))[:16]})"
+                   + (f"; **a copy** of run {imported['copy_of']}, already in this store" if imported.get("copy_of")
+                      else "") + ".")
     if s:
         st.caption(
             f"{s.get('threads', '?')} thread(s) \u00b7 batch size {s.get('batch_size', '?')} \u00b7 "
@@ -155,7 +161,10 @@ def _notes(variants: list[dict], run: dict) -> None:
         st.error("\n".join(f"- {line}" for line in failed))
     if warnings:
         st.warning("\n".join(f"- {line}" for line in warnings))
-    if infos:
+    if len(infos) > 3:  # a long list of notes stays out of the way until asked for
+        with st.expander(f"Notes on {len(infos)} variant(s)"):
+            st.caption("\n".join(f"- {line}" for line in infos))
+    elif infos:
         st.caption("\n".join(f"- {line}" for line in infos))
 
 
@@ -177,8 +186,8 @@ def _int8_split(variants: list[dict], df: pd.DataFrame, run_id: str) -> None:
         )
 
 
-def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
-    st.subheader("Tradeoffs")
+def _frontier(df: pd.DataFrame, run_id: str) -> None:
+    """The picture first: accuracy against latency with the Pareto frontier, full width, under the headline."""
     done = df[df["status"] == "done"]
     if done.empty:
         st.info("The tradeoff plots appear when the first variant has finished.")
@@ -191,18 +200,25 @@ def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
         key=f"logx_{run_id}",
         help="Useful when one variant is much slower than the rest (on by default when they differ 10x or more).",
     )
-    left, right = st.columns(2)
-    with left:
-        st.plotly_chart(
-            plots.tradeoff_scatter(
-                done, "latency_b1_median_ms", log_x=log_x, title="Accuracy vs latency (batch 1, median)"
-            ),
-            key=f"scatter_lat_{run_id}",
-        )
-    with right:
-        st.plotly_chart(
-            plots.tradeoff_scatter(done, "disk_mib", title="Accuracy vs size on disk"), key=f"scatter_disk_{run_id}"
-        )
+    fig = plots.tradeoff_scatter(done, "latency_b1_median_ms", log_x=log_x, title="Accuracy vs latency (batch 1, median)")
+    with st.container(key="frontier_chart"):
+        st.plotly_chart(fig, key=f"scatter_lat_{run_id}")
+    from dashboard import chart_export
+
+    with st.container(key="frontier_export"):
+        chart_export.buttons(fig, f"accuracy-vs-latency-{run_id}", f"export_lat_{run_id}")
+
+
+def _tradeoffs(df: pd.DataFrame, run_id: str) -> None:
+    done = df[df["status"] == "done"]
+    if done.empty:
+        return
+    st.subheader("Tradeoffs")
+    fig = plots.tradeoff_scatter(done, "disk_mib", title="Accuracy vs size on disk")
+    st.plotly_chart(fig, key=f"scatter_disk_{run_id}")
+    from dashboard import chart_export
+
+    chart_export.buttons(fig, f"accuracy-vs-size-{run_id}", f"export_disk_{run_id}")
 
 
 def _memory(store, run_id: str, variants: list[dict]) -> None:
@@ -222,7 +238,25 @@ def _memory(store, run_id: str, variants: list[dict]) -> None:
         help="Resident memory of each variant's own profiling process, sampled 20 times a "
         "second; diamonds mark the phases (import, load, warm-up, latency, evaluation).",
     )
-    st.plotly_chart(plots.memory_timeline_figure(named, running=running, selected=chosen), key=f"memfig_{run_id}")
+    aligned = running is None and st.toggle(
+        "Align the phases", value=True, key=f"mem_aligned_{run_id}",
+        help="Each phase (import, load, warm-up, latency, evaluation) one slot wide, whatever it lasted, so a "
+        "short ONNX run and a long PyTorch one compare phase by phase. Off: seconds since each process started.")
+    if aligned:
+        from profiling.measure.stats import finite_or_nan
+
+        peaks = {v["name"]: (finite_or_nan((v.get("metrics") or {}).get("peak_rss_mib")),
+                             (v.get("metrics") or {}).get("peak_rss_phase"),
+                             (v.get("metrics") or {}).get("peak_rss_source")) for v in variants}
+        fig = plots.memory_by_phase_figure(named, peaks, selected=chosen)
+        with st.container(key="memory_by_phase"):
+            st.plotly_chart(fig, key=f"memphase_{run_id}")
+        from dashboard import chart_export
+
+        chart_export.buttons(fig, f"memory-by-phase-{run_id}", f"export_mem_{run_id}")
+    else:
+        st.plotly_chart(plots.memory_timeline_figure(named, running=running, selected=chosen),
+                        key=f"memfig_{run_id}")
 
 
 def _set_pair(true_key: str, pred_key: str, chart_key: str, labels: list[str]) -> None:
@@ -385,6 +419,12 @@ def show_run(store, run_id: str) -> None:
     preds = {v["idx"]: store.predictions(run_id, v["idx"]) for v in variants} if original else {}
     n_labels = len(examples.get("label_names") or []) or None
     df = rd.metrics_frame(variants, preds, examples.get("labels") if examples.get("texts") else None, n_labels)
+    from dashboard import recommend
+
+    changes = recommend.accuracy_changes(store, run_id, variants) if original else {}
+    if run.get("status") in ("done", "failed"):
+        recommend.render_headline(variants, run_id, changes)  # one sentence: the recommendation, or why none
+    _frontier(df, run_id)
     _table(df, run_id)
     trust.render(run, variants, preds, examples)  # intervals, noise verdicts, accuracy tests, RSS vs USS
     _notes(variants, run)
@@ -394,7 +434,7 @@ def show_run(store, run_id: str) -> None:
     timeline.render(store, run_id, variants)  # where the run's time went, per variant (profiling.measure.timing)
     _predictions(store, run_id, variants)
     _environment(run)
-    share.run_extras(store, run, variants)
+    share.run_extras(store, run, variants, changes)
     sweep.render_workloads(variants)  # the run's real-text / bucketed / fixed-shape workloads, if any
     sweep.render(store, run_id)  # stored batch/sequence/threads sweeps (python -m profiling sweep)
 

@@ -94,8 +94,15 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("bundle", help="the .zip file written by 'export'")
     imp.add_argument("--on-collision", choices=["new", "refuse"], default="new",
                      help="when the run id is already stored: store under a new id (default) or refuse")
+    imp.add_argument("--as-copy", action="store_true",
+                     help="when the same run (same content digest) is already stored: import a second copy, "
+                          "marked as a copy (without it, such a bundle is refused and the stored run named)")
     store_arg(imp)
 
+    demo = sub.add_parser("demo-bundles", help="run the shipped demo scenarios on this machine and write their "
+                          "bundles into profiling/demo_runs/ (what the Demo page shows on a fresh machine)")
+    demo.add_argument("--scenario", action="append", help="a scenario's short name (default: every shipped one)")
+    demo.add_argument("--folder", help="where to write the bundles (default: profiling/demo_runs/)")
     sub.add_parser("setup", help="download the bundled datasets and build the default classifiers (cached)")
     sub.add_parser("techniques", help="list the techniques, their options and the presets")
     from profiling.jobs.sweep import add_parser as add_sweep_parser
@@ -472,8 +479,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from profiling.store.bundle import import_bundle
 
     store = _store(args)
-    run_id = import_bundle(store, Path(args.bundle), on_collision=args.on_collision)
-    print(f"imported run {run_id} into {store.path}")
+    run_id = import_bundle(store, Path(args.bundle), on_collision=args.on_collision,
+                           duplicate="copy" if args.as_copy else "refuse")
+    copy_of = ((store.get_run(run_id) or {}).get("env") or {}).get("imported", {}).get("copy_of")
+    print(f"imported run {run_id} into {store.path}" + (f", a marked copy of run {copy_of}" if copy_of else ""))
     return 0
 
 
@@ -487,6 +496,25 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 
 
 COMMANDS["sensitivity"] = cmd_sensitivity
+
+
+def cmd_demo_bundles(args: argparse.Namespace) -> int:
+    from profiling.jobs.demo_runs import SCENARIOS, refresh, shipped
+
+    wanted = args.scenario or list(SCENARIOS)
+    unknown = [s for s in wanted if s not in SCENARIOS]
+    if unknown:
+        raise CliError(f"unknown demo scenario {', '.join(unknown)}: use {', '.join(SCENARIOS)}")
+    folder = Path(args.folder).expanduser() if args.folder else None
+    for short in wanted:
+        print(f"running the {short} scenario on this machine (a few minutes)...", file=sys.stderr)
+        path = refresh(short, folder)
+        info = shipped(short, folder)
+        print(f"wrote {path} ({path.stat().st_size // 1024} KiB): {info.label if info else '?'}")
+    return 0
+
+
+COMMANDS["demo-bundles"] = cmd_demo_bundles
 
 
 def cmd_timing(args: argparse.Namespace) -> int:

@@ -84,8 +84,8 @@ def variant_name(chain: list[dict[str, Any]]) -> str:
     names = [str(c.get("technique", "?")) for c in chain]
     if not chain:
         return "Original"
-    if names == ["onnx", "onnx-int8"]:
-        return "ONNX Runtime int8"
+    if names == ["onnx", "onnx-int8"]:  # the export's and the quantizer's non-default options tell variants apart
+        return "ONNX Runtime int8" + _options_text(chain[0]) + _options_text(chain[1])
     if len(chain) == 1:
         cfg = chain[0]
         if names[0] == "prune-heads":

@@ -170,11 +170,28 @@ class AccuracyChange:
         def pts(v: float) -> str:
             return f"{v:+.1f}".replace("-", "\u2212")
 
-        verdict = "within noise" if self.within_noise else ("a real drop" if self.diff_pts < 0 else "a real gain")
         return (
             f"{pts(self.diff_pts)} points (95 % CI {pts(self.ci_low_pts)} to {pts(self.ci_high_pts)}), "
-            f"McNemar p={self.p_value:.2g}: {verdict}"
+            f"McNemar p={self.p_value:.2g}: {self.verdict}"
         )
+
+    @property
+    def verdict(self) -> str:
+        """What the change is, never contradicting its own figures (ACCURACY_TEST says which test decides):
+        McNemar rejects -> "a real drop/gain"; it does not but the paired interval excludes 0 -> "a small
+        drop/gain, not significant by McNemar"; otherwise "within noise"."""
+        word = "drop" if self.diff_pts < 0 else "gain"
+        if not self.within_noise:
+            return f"a real {word}"
+        if self.ci_high_pts < 0 or self.ci_low_pts > 0:
+            return f"a small {word}, not significant by McNemar"
+        return "within noise"
+
+
+ACCURACY_TEST = (
+    "McNemar's exact test (p < 0.05, on the examples only one of the two got right) decides whether an accuracy "
+    "change is real; the 95 % paired bootstrap interval shows how large it may be."
+)
 
 
 def accuracy_change(

@@ -142,6 +142,83 @@ def memory_timeline_figure(
     return fig
 
 
+def phase_positions(t: np.ndarray, phases: Sequence[tuple[str, float]], order: Sequence[str]) -> np.ndarray:
+    """Each time ``t`` on a phase-aligned axis: phase ``order[k]`` spans [k, k+1) whatever it lasted, so the same
+    phase of every variant lines up. Before the first phase: 0; the last phase ends at the last sample."""
+    starts = [(order.index(n), s) for n, s in phases if n in order]
+    if not starts:
+        return np.zeros_like(t)
+    out = np.zeros_like(t, dtype=float)
+    end_t = float(np.max(t)) if len(t) else 0.0
+    for j, (k, start) in enumerate(starts):
+        stop = starts[j + 1][1] if j + 1 < len(starts) else max(end_t, start + 1e-9)
+        inside = (t >= start) & (t < stop if j + 1 < len(starts) else t <= stop)
+        span = (stop - start) or 1e-9
+        out[inside] = k + np.clip((t[inside] - start) / span, 0.0, 1.0)
+    return out
+
+
+def memory_by_phase_figure(
+    timelines: dict[str, dict],
+    peaks: dict[str, tuple[float, str | None, str | None]] | None = None,
+    selected: list[str] | None = None,
+    title: str = "Memory (RSS) by phase",
+) -> go.Figure:
+    """RSS of each variant's process with its phases aligned (load, warm-up, latency, evaluation each one slot wide,
+    whatever they lasted), so short and long runs compare phase by phase. Each variant's highest sample is marked
+    (triangle); ``peaks`` (name -> (reported peak MiB, its phase, its source)) adds the kernel's high-water mark
+    (cross) where it is above every sample."""
+    names = list(timelines)
+    shown = [n for n in names if (selected is None or n in selected) and timelines[n].get("t")]
+    if not shown:
+        return _empty(title, "No memory samples yet")
+    order: list[str] = []
+    for n in shown:
+        for p in timelines[n].get("phases") or []:
+            if len(p) >= 2 and str(p[0]) not in order:
+                order.append(str(p[0]))
+    fig = go.Figure()
+    for name in shown:
+        tl = timelines[name]
+        color = variant_color(names.index(name))
+        t = np.asarray(tl["t"], dtype=float)
+        mib = np.asarray(tl["mib"], dtype=float)
+        phases = [(str(p[0]), float(p[1])) for p in tl.get("phases") or [] if len(p) >= 2]
+        x = phase_positions(t, phases, order)
+        fig.add_trace(go.Scatter(
+            x=x, y=mib, mode="lines", name=name, legendgroup=name, line={"color": color, "width": 1.8},
+            customdata=t, hovertemplate=f"<b>{name}</b><br>%{{customdata:.2f}} s: %{{y:.0f}} MiB<extra></extra>",
+        ))
+        top = int(np.argmax(mib))
+        fig.add_trace(go.Scatter(
+            x=[x[top]], y=[mib[top]], mode="markers", name=f"{name}: peak", legendgroup=name, showlegend=False,
+            marker={"symbol": "triangle-down", "size": 12, "color": color, "line": {"color": "#000", "width": 1}},
+            hovertemplate=f"<b>{name}</b><br>highest sample: {mib[top]:.0f} MiB<extra></extra>",
+        ))
+        peak, phase, source = (peaks or {}).get(name, (None, None, None))
+        if peak is not None and math.isfinite(peak) and peak > float(mib[top]) + 0.5 and source != "sampled":
+            slot = order.index(phase) + 0.5 if phase in order else float(x[top])
+            fig.add_trace(go.Scatter(
+                x=[slot], y=[peak], mode="markers", name=f"{name}: high-water mark", legendgroup=name,
+                showlegend=False, marker={"symbol": "x", "size": 11, "color": color, "line": {"width": 1}},
+                hovertemplate=(f"<b>{name}</b><br>kernel high-water mark: {peak:.0f} MiB during {phase or '?'} "
+                               f"(between two samples)<extra></extra>"),
+            ))
+    for k in range(1, len(order)):
+        fig.add_vline(x=k, line={"color": "#999", "width": 1, "dash": "dot"})
+    fig.update_layout(
+        title={"text": f"{title}<br><sup>each phase one slot wide, whatever it lasted; \u25bc highest sample, "
+                       "\u2715 kernel high-water mark above the samples</sup>"},
+        height=480, margin={"l": 10, "r": 10, "t": 70, "b": 10}, hovermode="closest",
+        xaxis={"tickvals": [k + 0.5 for k in range(len(order))], "ticktext": order, "range": [0, len(order)],
+               "title": "phase of the profiling process"},
+        yaxis_title="resident memory, RSS (MiB)",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "xanchor": "left", "x": 0.0},  # clear of the title
+    )
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
 # ---- tradeoff scatter --------------------------------------------------------------------------------------
 
 
@@ -171,7 +248,7 @@ def _hover(df: pd.DataFrame, x: str, y: str) -> tuple[np.ndarray, str]:
     for extra in (x, y):
         if extra not in cols and extra in df.columns:
             cols.append(extra)
-    lines = ["<b>%{text}</b>"]
+    lines = ["<b>%{hovertext}</b>"]
     for i, col in enumerate(cols):
         label, fmt = LABELS.get(col, (col, ".3g"))
         if col.startswith("latency_bN") and "batch_size" in df.columns and df["batch_size"].notna().any():
@@ -232,6 +309,8 @@ def tradeoff_scatter(
     colors = [variant_color(int(order[i])) for i in data.index]
     names = data["variant"].astype(str).tolist() if "variant" in data else [str(i) for i in data.index]
     on_front = [i in set(front) for i in data.index]
+    xs_, ys_ = data[x].to_numpy(dtype=float), data[y].to_numpy(dtype=float)
+    labels, label_sides = place_labels(xs_, ys_, names, [f or bool(o) for f, o in zip(on_front, is_orig)], log_x)
     fig.add_trace(
         go.Scatter(
             x=data[x],
@@ -239,8 +318,9 @@ def tradeoff_scatter(
             mode="markers+text",
             name="variants",
             showlegend=False,
-            text=names,
-            textposition=_label_positions(data[x].to_numpy(dtype=float), data[y].to_numpy(dtype=float), log_x),
+            text=labels,  # frontier points whose label fits without touching another; every point on hover
+            hovertext=names,
+            textposition=label_sides,
             textfont={"size": 12},
             cliponaxis=False,  # long variant names may run into the margin rather than be cut
             customdata=custom,
@@ -260,7 +340,8 @@ def tradeoff_scatter(
             },
         )
     )
-    subtitle = f"bubble area = {axis_label(size)}; black outline = on the Pareto frontier (dashed)"
+    subtitle = (f"bubble area = {axis_label(size)}; black outline = on the Pareto frontier (dashed); the frontier and the "
+                "original are labelled, hover any bubble for its name and figures")
     fig.update_layout(
         title={"text": f"{title}<br><sup>{subtitle}</sup>"},
         height=440,
@@ -276,22 +357,52 @@ def tradeoff_scatter(
     return fig
 
 
-def _label_positions(xs: np.ndarray, ys: np.ndarray, log_x: bool) -> list[str]:
-    """Put the labels of bubbles that sit close together on different sides so they do not overprint."""
-    if log_x and np.all(xs > 0):
-        xs = np.log10(xs)
+# The plot area a label must fit in: a half-width chart at a 1280-pixel window (the smallest the page aims at).
+PLOT_PX = (520.0, 320.0)
+_CHAR_PX, _LINE_PX, _GAP_PX = 7.0, 16.0, 10.0  # 12 px text: average glyph width, line height, gap to the marker
 
-    def norm(v: np.ndarray) -> np.ndarray:
-        span = float(np.ptp(v)) if len(v) else 0.0
-        return (v - v.min()) / span if span > 0 else np.zeros_like(v)
 
-    nx, ny = norm(xs), norm(ys)
-    sides = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left")
-    chosen: list[str] = []
-    for k in range(len(xs)):
-        near = {chosen[j] for j in range(k) if abs(nx[k] - nx[j]) < 0.12 and abs(ny[k] - ny[j]) < 0.12}
-        chosen.append(next((side for side in sides if side not in near), sides[k % len(sides)]))
-    return chosen
+def place_labels(
+    xs: np.ndarray, ys: np.ndarray, names: Sequence[str], wanted: Sequence[bool], log_x: bool = False
+) -> tuple[list[str], list[str]]:
+    """(text, textposition) per point: a label for each ``wanted`` point (the frontier) on the first side where its
+    box touches neither another label nor another marker in a ``PLOT_PX`` plot, else none (hover still names it)."""
+    px_x = np.log10(xs) if log_x and np.all(xs > 0) else xs.astype(float)
+
+    def to_px(v: np.ndarray, extent: float) -> np.ndarray:
+        lo, hi = float(np.min(v)), float(np.max(v))
+        pad = (hi - lo) * 0.2 or (abs(hi) * 0.05 or 0.05)  # as _pad_axes
+        return (v - (lo - pad)) / ((hi + pad) - (lo - pad)) * extent
+
+    cx, cy = to_px(px_x, PLOT_PX[0]), to_px(ys.astype(float), PLOT_PX[1])
+    markers = [(cx[i] - 6, cy[i] - 6, cx[i] + 6, cy[i] + 6) for i in range(len(cx))]
+    placed: list[tuple[float, float, float, float]] = []
+    texts, sides = [""] * len(cx), ["top center"] * len(cx)
+
+    def box(i: int, side: str) -> tuple[float, float, float, float]:
+        w, h = _CHAR_PX * len(names[i]), _LINE_PX
+        if side == "top center":
+            return (cx[i] - w / 2, cy[i] + _GAP_PX, cx[i] + w / 2, cy[i] + _GAP_PX + h)
+        if side == "bottom center":
+            return (cx[i] - w / 2, cy[i] - _GAP_PX - h, cx[i] + w / 2, cy[i] - _GAP_PX)
+        if side == "middle right":
+            return (cx[i] + _GAP_PX, cy[i] - h / 2, cx[i] + _GAP_PX + w, cy[i] + h / 2)
+        return (cx[i] - _GAP_PX - w, cy[i] - h / 2, cx[i] - _GAP_PX, cy[i] + h / 2)
+
+    def hits(a: tuple, b: tuple) -> bool:
+        return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+    for i in sorted(range(len(cx)), key=lambda k: (cx[k], -cy[k])):
+        if not wanted[i]:
+            continue
+        for side in ("top center", "middle right", "bottom center", "middle left"):
+            b = box(i, side)
+            others = [m for j, m in enumerate(markers) if j != i]
+            if not any(hits(b, o) for o in placed + others):
+                placed.append(b)
+                texts[i], sides[i] = names[i], side
+                break
+    return texts, sides
 
 
 def _pad_axes(fig: go.Figure, xs: np.ndarray, ys: np.ndarray, log_x: bool) -> None:

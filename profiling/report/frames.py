@@ -259,6 +259,10 @@ def run_label(run: dict) -> str:
     n_var, n_done = run.get("n_variants", 0), run.get("n_done", 0)
     status = run.get("status", "?")
     progress = f"{n_done}/{n_var} variants" if status != RunStatus.DONE else f"{n_var} variants"
+    imported = run.get("imported") or {}
+    origin = (f" \u00b7 imported copy of {imported['copy_of']}" if imported.get("copy_of")
+              else " \u00b7 imported" if imported else "")
     return (
         f"{created} \u00b7 {run.get('model', '?')} \u00b7 {run.get('dataset', '?')} \u00b7 {progress} \u00b7 {status}"
+        + origin
     )

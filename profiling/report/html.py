@@ -152,6 +152,21 @@ def _predictions_section(store: RunStore, run_id: str, variants: list[dict], fig
     return "".join(parts)
 
 
+def _headline(variants: list[dict], preds: dict, examples: dict) -> str:
+    """The Results page's first sentence (no limits set: the recommendation within noise of the original)."""
+    import re
+
+    from profiling.report.recommend import Limits, evaluate, headline
+    from profiling.report.uncertainty import accuracy_changes
+
+    done = [v for v in variants if v.get("status") == "done"]
+    labels = examples.get("labels") if examples.get("texts") else None
+    limits = Limits()
+    text = headline(evaluate(variants, limits, accuracy_changes(done, preds, labels)), limits)
+    html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", _esc(text))
+    return f'<p class="headline" style="font-size:1.35em;margin:0.6em 0 1em">{html}</p>'
+
+
 def build_html(store: RunStore, run_id: str) -> str:
     """The whole report of ``run_id`` as one HTML document (plotly.js inline: opens with no network)."""
     from profiling.report import figures as plots
@@ -180,6 +195,8 @@ def build_html(store: RunStore, run_id: str) -> str:
         f"{_esc(s.get('eval_size', '?'))} evaluation examples</p>"
     )
     body = [title_line, meta_line]
+    if run.get("status") in ("done", "failed") and not df.empty:
+        body.append(_headline(variants, preds, examples))
     if run.get("status") == "failed":
         body.append(f'<p class="note">This run failed: {_esc(run.get("error") or "no reason recorded")}</p>')
 

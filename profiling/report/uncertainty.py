@@ -58,8 +58,7 @@ def accuracy_changes(
 
 
 def _short(ch: AccuracyChange) -> str:
-    verdict = "within noise" if ch.within_noise else ("lower" if ch.diff_pts < 0 else "higher")
-    return f"{ch.diff_pts:+.1f} pts, p={ch.p_value:.2g}: {verdict}".replace("-", "\u2212")
+    return f"{ch.diff_pts:+.1f} pts, p={ch.p_value:.2g}".replace("-", "\u2212") + f": {ch.verdict}"
 
 
 def add_noise_columns(

@@ -33,6 +33,7 @@ MAX_RATIO = 200  # uncompressed / compressed above this (for members over 1 MiB)
 MAX_VARIANTS = 1000
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 COLLISIONS = ("new", "refuse")
+DUPLICATES = ("refuse", "copy")
 # Metrics the dashboard reads as numbers: in a bundle they must be numbers (or null). Every figure of the registry,
 # plus the numeric settings stored with them.
 NUMERIC_METRICS = (*(m.key for m in METRICS), *SETTING_METRICS)
@@ -40,6 +41,16 @@ NUMERIC_METRICS = (*(m.key for m in METRICS), *SETTING_METRICS)
 
 class BundleError(UserError):
     """A bundle that cannot be exported or imported; the message says what is wrong (nothing was stored)."""
+
+
+class AlreadyStored(BundleError):
+    """The bundle's run is already in the store (same content digest): nothing was stored. Import it again with
+    ``duplicate="copy"`` to keep a second, marked copy."""
+
+    def __init__(self, run_id: str, digest: str) -> None:
+        self.run_id, self.digest = run_id, digest
+        super().__init__(f"this bundle is already in the store as run {run_id} (same content, digest "
+                         f"{digest[:12]}); import it as a copy to keep a second one")
 
 
 # ---- export ---------------------------------------------------------------------------------------------------
@@ -339,21 +350,76 @@ def read_bundle(source: Path | str | bytes, max_bundle: int = MAX_BUNDLE_BYTES, 
     }
 
 
+# ---- content digest -------------------------------------------------------------------------------------------
+
+
+def content_digest(run: dict, variants: list, timelines: dict, examples: dict, predictions: dict) -> str:
+    """sha256 of what a run measured (its request, environment, variants, figures, timelines, examples and
+    predictions), without its id and the record of its import: the same run in two stores, or a bundle imported
+    twice, has one digest."""
+    env = {k: v for k, v in (run.get("env") or {}).items() if k != "imported"}
+    core = {k: run.get(k) for k in ("created_at", "finished_at", "status", "error", "request")}
+    keep = ("idx", "name", "chain", "status", "error", "metrics")
+    doc = {
+        "run": {**core, "env": env},
+        "variants": [{k: v.get(k) for k in keep} for v in variants],
+        "timelines": {str(k): v for k, v in timelines.items()},
+        "examples": examples,
+        "predictions": {str(k): v for k, v in predictions.items()},
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                                     default=str).encode("utf-8")).hexdigest()
+
+
+def _stored_digest(store: RunStore, run_id: str) -> str | None:
+    run = store.get_run(run_id)
+    if run is None:
+        return None
+    recorded = ((run.get("env") or {}).get("imported") or {}).get("digest")
+    if recorded and not (run.get("env") or {}).get("imported", {}).get("copy_of"):
+        return str(recorded)
+    docs = bundle_contents(store, run_id)
+    return content_digest(docs["run.json"], docs["variants.json"], docs["timelines.json"], docs["examples.json"],
+                          docs["predictions.json"])
+
+
+def find_stored(store: RunStore, content: dict[str, Any]) -> tuple[str | None, str]:
+    """(id of the stored run with the bundle's content or None, the bundle's digest). Only runs created at the
+    same moment can match, so a large store is not re-read."""
+    digest = content_digest(content["run"], content["variants"], content["timelines"], content["examples"],
+                            {str(k): v for k, v in content["predictions"].items()})
+    created = content["run"].get("created_at")
+    for r in store.list_runs():
+        if r["created_at"] != created or r["status"] not in (RunStatus.DONE, RunStatus.FAILED):
+            continue
+        if _stored_digest(store, r["id"]) == digest:
+            return r["id"], digest
+    return None, digest
+
+
 # ---- import ---------------------------------------------------------------------------------------------------
 
 
-def import_bundle(store: RunStore, source: Path | str | bytes, on_collision: str = "new", **limits: int) -> str:
+def import_bundle(store: RunStore, source: Path | str | bytes, on_collision: str = "new", duplicate: str = "refuse",
+                  **limits: int) -> str:
     """Validate a bundle and store its run (all or nothing); returns the run id it got.
 
     ``on_collision``: "new" stores the run under a new id when its id is taken, "refuse" raises BundleError.
+    ``duplicate``: when the store already holds the same run (same content digest), "refuse" raises AlreadyStored
+    (naming it), "copy" stores a second copy marked as a copy of it (``env.imported.copy_of``).
     Model files are not part of a bundle: imported variants record no artifact (the live A/B box says so)."""
     if on_collision not in COLLISIONS:
         raise BundleError(f"on_collision must be one of {', '.join(COLLISIONS)}, got {on_collision!r}")
+    if duplicate not in DUPLICATES:
+        raise BundleError(f"duplicate must be one of {', '.join(DUPLICATES)}, got {duplicate!r}")
     check_writable("import a run")
     content = read_bundle(source, **limits)
+    same, digest = find_stored(store, content)
+    if same is not None and duplicate == "refuse":
+        raise AlreadyStored(same, digest)
     run = dict(content["run"])
     source_id = run["id"]
-    if store.get_run(source_id) is not None:
+    if store.get_run(source_id) is not None or same is not None:
         if on_collision == "refuse":
             raise BundleError(f"a run with id {source_id} is already in the store; import it under a new id or "
                               "delete that run first")
@@ -364,7 +430,10 @@ def import_bundle(store: RunStore, source: Path | str | bytes, on_collision: str
         "exported_at": str(content["manifest"].get("exported_at", "?")),
         "imported_at": now_iso(),
         "bundle_version": content["manifest"]["version"],
+        "digest": digest,
     }
+    if same is not None:
+        env["imported"]["copy_of"] = same
     run["env"] = env
     variants = [{**v, "artifact": None} for v in content["variants"]]
     store.insert_run(run, variants, content["timelines"], content["examples"], content["predictions"])

@@ -439,6 +439,7 @@ class RunStore:
                 "techniques": [str(v.get("name", "?")) for v in variants[1:] if isinstance(v, dict)],
                 "n_variants": n,
                 "n_done": n_done or 0,
+                "imported": (run.get("env") or {}).get("imported") or None,  # from a bundle: its origin
             })
         return out
 

@@ -97,13 +97,13 @@ def test_launch_watch_and_explore_results(app_server, browser_page, screenshot, 
     # Results page: the table, scatters, memory timelines, confusion difference and changed examples.
     results_link.click()
     page.get_by_role("heading", name="Results").wait_for()
-    for title in ("Accuracy vs latency", "Accuracy vs size on disk", "Memory (RSS) over time", "\u2212 original"):
+    for title in ("Accuracy vs latency", "Accuracy vs size on disk", "Memory (RSS) by phase", "\u2212 original"):
         _chart(page, title).first.wait_for(state="visible", timeout=60_000)
     assert page.locator(".st-key-summary_table [data-testid='stDataFrame']").is_visible()
     assert page.locator(".st-key-changed_examples [data-testid='stDataFrame']").is_visible()
     assert page.get_by_text("changed prediction").first.is_visible()
-    memory = _chart(page, "Memory (RSS) over time").first
-    assert memory.locator(".scatterlayer .trace").count() >= 3  # a line per variant (plus phase markers)
+    memory = _chart(page, "Memory (RSS) by phase").first
+    assert memory.locator(".scatterlayer .trace").count() >= 3  # a line per variant (plus peak markers)
 
     # A click on a cell of the difference heatmap filters the changed examples to that class pair.
     true_box = page.get_by_role("combobox", name="True label")

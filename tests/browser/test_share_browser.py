@@ -35,14 +35,23 @@ def test_share_link_and_offline_report(app_server, browser_page, screenshot, tmp
     run_id = build_fake_run(store, with_failed=True)
     _scenario_run(store)
     page = browser_page
+    outside: list[str] = []
+    page.on("request", lambda req: outside.append(req.url) if not req.url.startswith((url, "data:", "blob:")) else None)
 
-    # 1. the share link: the run's results, no navigation, no Run page controls, no picker
+    # 1. the share link: the run's results, no navigation, no Run page controls, no picker. The server has run
+    # app.py once before (the app's own page first), as it has for every recipient but the very first: Streamlit
+    # then resolves /results by the page's address, which a default page does not have ("Page not found" pop-up).
+    page.goto(url)
+    page.get_by_role("link", name="Results").first.wait_for(timeout=60_000)
     page.goto(f"{url}/results?run={run_id}&view=shared")
     page.locator(".st-key-summary_table").wait_for(timeout=60_000)
     page.locator(CHART).first.wait_for(timeout=30_000)
     main = page.locator('[data-testid="stMain"]')
     assert "shared, read-only view" in main.inner_text()
+    page.wait_for_timeout(1500)  # the pop-up comes with the page's first message: give it time to show
     assert page.get_by_text("Page not found").count() == 0
+    assert page.get_by_text("does not exist").count() == 0
+    assert outside == []  # nothing fetched from outside the app (the page icon is the app's own file)
     assert page.get_by_role("button", name="Launch").count() == 0
     assert page.get_by_text("Delete run").count() == 0
     assert page.get_by_text("Copy a share link").count() == 0
@@ -71,6 +80,20 @@ def test_share_link_and_offline_report(app_server, browser_page, screenshot, tmp
     assert len(store.list_runs()) == 3
     assert page.get_by_text("3 stored run(s)").is_visible()  # the page was redrawn with the imported run
     screenshot(page, "history-bundle-import")
+
+    # 3b. the same bundle again: recognised by its content digest, nothing stored until a copy is asked for
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(bundle))
+    page.get_by_role("button", name="Import", exact=True).click()
+    notice = page.locator(".st-key-bundle_already_stored")
+    notice.wait_for(timeout=30_000)
+    assert "already in the store as run" in notice.inner_text()
+    assert len(store.list_runs()) == 3
+    screenshot(page, "history-bundle-already-stored")
+    page.get_by_role("button", name="Import as a copy").click()
+    page.get_by_text("a marked copy of run").wait_for(timeout=30_000)
+    assert len(store.list_runs()) == 4
+    copies = [r for r in store.list_runs() if (r.get("imported") or {}).get("copy_of")]
+    assert len(copies) == 1
 
     # 4. the report opens from a file with every network request refused
     report = write_html(store, run_id, tmp_path / "report.html")

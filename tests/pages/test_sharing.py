@@ -66,8 +66,11 @@ def test_recommendation_marks_variants_and_names_the_limit(store, open_page):
     table = _frame(at, "Ruled out by")
     rows = {r["Variant"]: r for _, r in table.iterrows()}
     # original and onnx are 87 / 87.5 MiB on disk: ruled out by size; onnx-int8 (22 MiB) drops 8.3 points
-    assert "size on disk 87.0 MiB > limit 50.0 MiB" in rows["original"]["Ruled out by"]
-    assert "accuracy drop 8.3 pts > limit 5.0 pts" in rows["onnx-int8"]["Ruled out by"]
+    assert rows["original"]["Ruled out by"] == "size on disk"
+    assert rows["onnx-int8"]["Ruled out by"] == "accuracy"
+    ruled = next(m.value for m in at.markdown if m.value.startswith("**Ruled out:**"))  # the figures, in full
+    assert "- **original**: size on disk 87.0 MiB > limit 50.0 MiB" in ruled
+    assert "- **onnx-int8**: accuracy drop 8.3 pts > limit 5.0 pts" in ruled
     assert "No finished variant meets all the limits" in _texts(at)
     at.number_input(key=f"rec_max_accuracy_drop_pts_{run_id}").set_value(10.0).run()
     rows = {r["Variant"]: r for _, r in _frame(at, "Ruled out by").iterrows()}
@@ -95,9 +98,10 @@ def test_cost_table_from_measured_figures(store, open_page):
 def test_live_ab_box_says_an_imported_run_has_no_model_files(store, open_page):
     from profiling.store.bundle import export_bytes, import_bundle
 
-    run_id = import_bundle(store, export_bytes(store, build_fake_run(store)), on_collision="new")
+    run_id = import_bundle(store, export_bytes(store, build_fake_run(store)), on_collision="new", duplicate="copy")
     at = open_page("pages/results.py", query={"run": run_id})
     assert "imported from a bundle" in _texts(at)
+    assert "**a copy** of run" in _texts(at)  # the header says it is a second copy of a stored run
     assert "Share and export" in [h.value for h in at.subheader]
 
 
@@ -120,15 +124,47 @@ def test_demo_page_shows_the_stored_run_of_a_scenario(store, open_page):
     run_id = _scenario_run(store, quick)
     build_fake_run(store)  # a newer run with another request must not be taken for it
     at = open_page("pages/demo.py")
-    assert at.radio(key="demo_scenario").value.startswith("Reference sequence")
-    assert "has not been run on this machine yet" in _texts(at)
+    assert at.radio(key="demo_scenario").value == quick  # it opens on the scenario this machine has run
+    at.radio(key="demo_scenario").set_value("Reference sequence \u00b7 default classifier").run()
+    assert "has not been run on this machine yet" in _texts(at)  # no run here and none shipped for it
     assert next(b for b in at.button if b.key == "demo_launch").label == "Run it live"
     at.radio(key="demo_scenario").set_value(quick).run()
     assert not at.exception
     text = _texts(at)
-    assert f"Stored run {run_id}" in text
+    assert f"Stored run {run_id}" in text and "measured on this machine" in text
+    assert "ships with the app" not in text  # the run made here replaces the shipped one
     assert "faster** than the original" in text
     assert next(b for b in at.button if b.key == "demo_launch").label == "Run it again live"
+
+
+def test_demo_page_shows_the_shipped_run_on_an_empty_store(store, open_page):
+    from profiling.jobs.demo_runs import shipped
+
+    ship = shipped("quick")
+    assert ship is not None, "profiling/demo_runs/quick.zip is shipped"
+    at = open_page("pages/demo.py")
+    assert not at.exception
+    assert at.radio(key="demo_scenario").value.startswith("Quick tour")  # the scenario there is something to show
+    text = _texts(at)
+    assert "not a run made here" in text and ship.label in text and ship.run["id"] in text
+    assert ship.label.startswith("AMD EPYC") and "measured 20" in ship.label  # machine, flags and date, as recorded
+    assert "faster** than the original" in text
+    assert next(b for b in at.button if b.key == "demo_launch").label == "Run it live on this machine"
+    assert store.list_runs() == []  # shown from the bundle: nothing was written to the store
+
+
+def test_demo_page_prefers_a_run_made_here_and_labels_an_imported_one(store, open_page):
+    from profiling.jobs.demo_runs import bundle_path
+    from profiling.store.bundle import import_bundle
+
+    imported = import_bundle(store, bundle_path("quick"))
+    at = open_page("pages/demo.py")
+    text = _texts(at)
+    assert f"Stored run {imported}" in text and "imported from a bundle, measured on AMD EPYC" in text
+    assert "measured on this machine" not in text
+    here = _scenario_run(store, "Quick tour \u00b7 default classifier")  # then a run made on this machine
+    at = open_page("pages/demo.py")
+    assert f"Stored run {here}" in _texts(at) and "measured on this machine" in _texts(at)
 
 
 def test_demo_page_is_view_only_when_read_only(store, open_page, monkeypatch):

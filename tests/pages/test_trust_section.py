@@ -72,6 +72,8 @@ def test_the_results_page_shows_the_trust_section(store):
     assert "onnx-int8" in warnings and "VNNI" in warnings
     text = " ".join(m.value for m in at.markdown)
     assert "\u22128.3 points (95 % CI" in text and "McNemar p=1: within noise" in text
+    from profiling.measure.stats import ACCURACY_TEST
+    assert text.count(ACCURACY_TEST) == 1  # which test decides is said once, not per line
     assert "Peak RAM is the peak resident set size (RSS)" in text and "USS" in text
     mem = next(df.value for df in at.dataframe if "USS at end (MiB)" in df.value.columns)
     assert mem["Peak from"].tolist() == ["sampled", "sampled", "kernel high-water mark"]

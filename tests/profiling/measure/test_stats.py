@@ -96,6 +96,15 @@ def test_accuracy_change_hand_computed():
     assert ch.p_value == pytest.approx(158 / 4096) and not ch.within_noise
     assert ch.diff_pts == pytest.approx(-40.0) and ch.ci_high_pts < 0
     assert "a real drop" in ch.text()
+
+    # the paired interval excludes 0 but McNemar does not reject (b=4, c=0: p = 2/16): said as it is, not "noise"
+    labels, original, small = [0] * 200, [0] * 200, [1] * 4 + [0] * 196
+    ch = stats.accuracy_change(labels, original, small)
+    assert ch.p_value == pytest.approx(0.125) and ch.within_noise and ch.ci_high_pts < 0
+    assert ch.verdict == "a small drop, not significant by McNemar"
+    assert ch.text().endswith("McNemar p=0.12: a small drop, not significant by McNemar")
+    gain = stats.accuracy_change(labels, small, original)
+    assert gain.ci_low_pts > 0 and gain.verdict == "a small gain, not significant by McNemar"
     with pytest.raises(ValueError):
         stats.accuracy_change([0, 1], [0], [0, 1])
 

@@ -33,6 +33,12 @@ def test_report_is_self_contained_and_has_the_charts(tmp_path):
     assert "Fake CPU" in page  # environment
     assert "resident set size" in page and "2 CPU thread(s)" in page  # methodology
     assert "torch.jit.trace failed" in page  # the failed variant's reason
+    # it opens with the Results page's headline: the recommendation (no limits: within noise assumed), first
+    head = page.index('<p class="headline"')
+    assert head < page.index("<h2>Summary</h2>")
+    line = page[head:page.index("</p>", head)]
+    assert "<b>Recommended: onnx-int8</b>" in line and "<b>0.25\u00d7 the size</b> on disk" in line
+    assert "accuracy \u22128.3 points (95 % CI" in line and "within noise of the original" in line
 
 
 def test_report_escapes_stored_text_and_cli_writes_it(tmp_path, capsys):

@@ -68,7 +68,8 @@ def test_tradeoff_scatter_draws_the_frontier_as_a_step_line():
     assert front.line.shape == "hv"
     assert list(front.x) == [5.0, 10.0] and list(front.y) == [0.85, 0.9]
     points = next(t for t in fig.data if t.name == "variants")
-    assert list(points.text) == ["original", "onnx", "onnx-int8", "pruned"]
+    assert list(points.hovertext) == ["original", "onnx", "onnx-int8", "pruned"]
+    assert list(points.text) == ["original", "onnx", "onnx-int8", ""]  # labels: the original and the frontier
     assert list(points.marker.size) == [600.0, 300.0, 200.0, 500.0]  # bubble area = peak RAM
     assert list(points.marker.symbol) == ["star", "circle", "circle", "circle"]  # the original stands out
     assert list(points.marker.line.width) == [1, 2, 2, 1]  # outlined: on the frontier
@@ -89,9 +90,38 @@ def test_tradeoff_scatter_log_axis_and_missing_rows():
     fig = plots.tradeoff_scatter(df, "latency_b1_median_ms", log_x=True)
     assert fig.layout.xaxis.type == "log"
     points = next(t for t in fig.data if t.name == "variants")
-    assert list(points.text) == ["original", "onnx", "onnx-int8"]
+    assert list(points.hovertext) == ["original", "onnx", "onnx-int8"]
     empty = plots.tradeoff_scatter(df.iloc[:0], "latency_b1_median_ms")
     assert "No finished variants" in empty.layout.annotations[0].text
+
+
+def test_labels_of_a_crowded_band_never_overlap():
+    # eleven variants, nine of them crowded in the top band (the case): frontier points labelled where a
+    # label fits, no two label boxes overlap, the rest are named on hover only
+    xs = np.array([40.0, 20.0, 19.0, 18.5, 18.0, 12.0, 11.5, 11.0, 10.8, 6.0, 5.5])
+    ys = np.array([0.850, 0.851, 0.850, 0.849, 0.852, 0.848, 0.850, 0.849, 0.851, 0.80, 0.74])
+    names = [f"variant-with-a-long-name-{i}" for i in range(11)]
+    front = plots.pareto_front(pd.DataFrame({"x": xs, "y": ys}), "x", "y")
+    wanted = [i in front for i in range(11)]
+    texts, sides = plots.place_labels(xs, ys, names, wanted)
+    assert [t for t in texts if t] and all(not t for t, w in zip(texts, wanted, strict=True) if not w)
+    w_px, h_px = plots.PLOT_PX
+
+    def box(i):  # the same geometry place_labels uses, in plot pixels
+        span_x, span_y = np.ptp(xs) * 1.4, np.ptp(ys) * 1.4
+        cx = (xs[i] - (xs.min() - np.ptp(xs) * 0.2)) / span_x * w_px
+        cy = (ys[i] - (ys.min() - np.ptp(ys) * 0.2)) / span_y * h_px
+        w = 7.0 * len(names[i])
+        return {"top center": (cx - w / 2, cy + 10, cx + w / 2, cy + 26),
+                "bottom center": (cx - w / 2, cy - 26, cx + w / 2, cy - 10),
+                "middle right": (cx + 10, cy - 8, cx + 10 + w, cy + 8),
+                "middle left": (cx - 10 - w, cy - 8, cx - 10, cy + 8)}[sides[i]]
+
+    boxes = [box(i) for i, t in enumerate(texts) if t]
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            p, q = boxes[a], boxes[b]
+            assert not (p[0] < q[2] and q[0] < p[2] and p[1] < q[3] and q[1] < p[3]), (a, b)
 
 
 # ---- memory timeline --------------------------------------------------------------------------------------
@@ -284,3 +314,34 @@ def test_tradeoff_scatter_colours_follow_the_variant_and_single_best_point_has_n
     assert list(points.marker.color) == [plots.variant_color(0), plots.variant_color(2)]
     one = plots.tradeoff_scatter(_frame().iloc[[0, 1]], "disk_mib")  # same disk, same accuracy: no step to draw
     assert not [t for t in one.data if t.name == "Pareto frontier"]
+
+
+def test_phase_positions_line_up_every_variant_phase_by_phase():
+    order = ["import", "load", "latency", "evaluation"]
+    short = [("import", 0.0), ("load", 1.0), ("latency", 1.5), ("evaluation", 2.0)]
+    long = [("import", 0.0), ("load", 10.0), ("latency", 30.0), ("evaluation", 40.0)]
+    # the start of each phase lands on its slot's left edge, whatever the real durations
+    assert list(plots.phase_positions(np.array([0.0, 1.0, 1.5, 2.0]), short, order)) == [0.0, 1.0, 2.0, 3.0]
+    assert list(plots.phase_positions(np.array([0.0, 10.0, 30.0, 40.0]), long, order)) == [0.0, 1.0, 2.0, 3.0]
+    # half-way through load is 1.5 for both; the last phase ends at the last sample
+    assert plots.phase_positions(np.array([0.5]), short, order)[0] == pytest.approx(0.5)
+    assert plots.phase_positions(np.array([20.0, 50.0]), long + [], order)[0] == pytest.approx(1.5)
+    assert plots.phase_positions(np.array([45.0, 50.0]), long, order)[-1] == pytest.approx(4.0)
+
+
+def test_memory_by_phase_marks_each_peak_and_a_high_water_mark_above_the_samples():
+    timelines = {
+        "original": {"t": [0.0, 1.0, 2.0, 3.0], "mib": [100.0, 400.0, 380.0, 390.0],
+                     "phases": [["import", 0.0], ["load", 1.0], ["evaluation", 2.0]]},
+        "onnx": {"t": [0.0, 0.1, 0.2, 0.3], "mib": [90.0, 150.0, 160.0, 155.0],
+                 "phases": [["import", 0.0], ["load", 0.1], ["evaluation", 0.2]]},
+    }
+    peaks = {"original": (400.0, "load", "sampled"), "onnx": (210.0, "load", "kernel high-water mark")}
+    fig = plots.memory_by_phase_figure(timelines, peaks)
+    assert list(fig.layout.xaxis.ticktext) == ["import", "load", "evaluation"]
+    marks = {t.name: t for t in fig.data if t.name and (t.name.endswith(": peak") or "high-water" in t.name)}
+    assert marks["original: peak"].y[0] == 400.0 and marks["original: peak"].x[0] == pytest.approx(1.0)
+    assert marks["onnx: peak"].y[0] == 160.0 and marks["onnx: peak"].x[0] == pytest.approx(2.0)
+    assert marks["onnx: high-water mark"].y[0] == 210.0 and marks["onnx: high-water mark"].x[0] == 1.5
+    assert "original: high-water mark" not in marks  # its reported peak is a sample: nothing extra to mark
+    assert "No memory samples" in plots.memory_by_phase_figure(timelines, selected=[]).layout.annotations[0].text

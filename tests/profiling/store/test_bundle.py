@@ -86,7 +86,8 @@ def test_round_trip_keeps_records_metrics_timelines_predictions(two_stores, tmp_
 
 def test_collision_gets_a_new_id_or_a_clear_refusal(two_stores):
     src, run_id, _ = two_stores
-    data = export_bytes(src, run_id)
+    # another run under the same id (its figures differ): an id collision, not the same content
+    data = _edit(export_bytes(src, run_id), "variants.json", lambda vs: vs[1]["metrics"].update(disk_mib=1.5))
     before = _snapshot(src)
     with pytest.raises(BundleError, match=f"a run with id {run_id} is already in the store"):
         import_bundle(src, data, on_collision="refuse")
@@ -94,6 +95,32 @@ def test_collision_gets_a_new_id_or_a_clear_refusal(two_stores):
     new_id = import_bundle(src, data)
     assert new_id != run_id and src.get_run(new_id)["status"] == "done"
     assert len(src.list_runs()) == 2
+    assert "copy_of" not in src.get_run(new_id)["env"]["imported"]
+
+
+def test_a_bundle_already_stored_is_recognised_and_a_copy_is_marked(two_stores):
+    from profiling.report.frames import run_label
+    from profiling.store.bundle import AlreadyStored
+
+    src, run_id, dst = two_stores
+    data = export_bytes(src, run_id)
+    before = _snapshot(src)
+    with pytest.raises(AlreadyStored, match=f"already in the store as run {run_id}") as info:
+        import_bundle(src, data)  # the run it was exported from, same store
+    assert info.value.run_id == run_id and _snapshot(src) == before
+    first = import_bundle(dst, data)
+    with pytest.raises(AlreadyStored) as again:  # imported once already: recognised by the recorded digest
+        import_bundle(dst, data, on_collision="new")
+    assert again.value.run_id == first and again.value.digest == dst.get_run(first)["env"]["imported"]["digest"]
+    # re-exported from the other store (a new export time, an import record): still the same content
+    with pytest.raises(AlreadyStored, match=run_id):
+        import_bundle(src, export_bytes(dst, first))
+    copy = import_bundle(dst, data, duplicate="copy")
+    assert copy != first and dst.get_run(copy)["env"]["imported"]["copy_of"] == first
+    labels = {r["id"]: run_label(r) for r in dst.list_runs()}
+    assert labels[copy].endswith(f"imported copy of {first}") and labels[first].endswith("\u00b7 imported")
+    with pytest.raises(BundleError, match="duplicate must be one of refuse, copy"):
+        import_bundle(dst, data, duplicate="twice")
 
 
 def test_unfinished_or_unknown_runs_are_not_exported(tmp_path):
@@ -195,7 +222,10 @@ def test_cli_export_and_import(two_stores, tmp_path, capsys):
     assert main(["import", str(out), "--store", str(dst.path)]) == 0
     assert dst.get_run(run_id) is not None
     assert main(["import", str(out), "--store", str(dst.path), "--on-collision", "refuse"]) == 2
-    assert "already in the store" in capsys.readouterr().err
+    assert f"already in the store as run {run_id}" in capsys.readouterr().err
+    assert main(["import", str(out), "--store", str(dst.path), "--as-copy"]) == 0
+    assert "a marked copy of run" in capsys.readouterr().out
+    assert len(dst.list_runs()) == 2
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"nope")
     assert main(["import", str(bad), "--store", str(dst.path)]) == 2
