@@ -5,7 +5,8 @@ Runs (profiling.jobs.runner) and the other jobs (sweeps, sensitivity maps: the `
 ``<store>.runner.lock``: two measurements on the same cores would distort each other's figures, so whatever is
 launched while another job measures waits, its stage saying for what. A job kind is a module with
 ``normalize_job_request(store, request) -> (request, run_id)`` (validates before anything is stored, raising a
-UserError) and ``run_job(store, job, progress) -> result`` (the work; ``progress(fraction, stage)``).
+UserError), ``run_job(store, job, progress) -> result`` (the work; ``progress(fraction, stage)``), and
+``json_result_files(store)`` / ``json_result(store, path)`` for the result files older versions wrote.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 from compression.errors import UserError
 from profiling import paths
 from profiling.schema import JobKind
-from profiling.store.runs import RunStore, now_iso, read_only
+from profiling.store.runs import RunStore, read_only
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ POLL_LOCK_S = 0.5
 UPDATE_EVERY_S = 0.3  # throttle of progress writes to the store, as the runner's
 # The module of each job kind (imported when a job of that kind is launched or executed).
 KIND_MODULES = {JobKind.SWEEP: "profiling.jobs.sweep", JobKind.SENSITIVITY: "profiling.jobs.sensitivity"}
-JSON_IMPORTED_KEY = "json_results_imported"  # meta key: result files of older versions were imported into the store
+JSON_IMPORTED_KEY = "json_results_imported"  # meta key: the result files of older versions imported into the store
 
 Progress = Callable[[float, str], None]
 
@@ -258,16 +259,41 @@ def stop_job(job_id: str, store_path: Path | str | None = None) -> bool:
 # ---- result files of older versions ------------------------------------------------------------------
 
 
+def _imported_files(store: RunStore) -> set[str]:
+    try:
+        value = json.loads(store.meta_value(JSON_IMPORTED_KEY) or "[]")
+    except ValueError:
+        value = []
+    return {str(v) for v in value} if isinstance(value, list) else set()
+
+
+def pending_json_results(store: RunStore, kind: str) -> list[dict]:
+    """The result files of ``kind`` written by older versions and not imported into this store yet, as jobs."""
+    module = _kind_module(kind)
+    done = _imported_files(store)
+    jobs = (module.json_result(store, path) for path in module.json_result_files(store) if str(path) not in done)
+    return [job for job in jobs if job is not None]
+
+
 def import_json_results(store: RunStore) -> int:
-    """Import, once per store, the sweep and sensitivity JSON files older versions wrote beside the store (they
-    stay on disk); returns how many were imported. Read-only: nothing is imported (the pages read the files)."""
-    if read_only() or store.meta_value(JSON_IMPORTED_KEY) is not None:
+    """Import the sweep and sensitivity JSON files older versions wrote beside the store, each once (they stay on
+    disk; a deleted job does not come back); returns how many were imported. Read-only: nothing is imported (the
+    pages read the pending files directly)."""
+    if read_only():
         return 0
-    n = 0
-    for kind, module_name in KIND_MODULES.items():
-        for job in importlib.import_module(module_name).json_results(store):
-            n += store.insert_job({**job, "kind": kind})
-    store.set_meta_value(JSON_IMPORTED_KEY, json.dumps({"at": now_iso(), "files": n}))
+    done = _imported_files(store)
+    n, seen = 0, set(done)
+    for kind in KIND_MODULES:
+        module = _kind_module(kind)
+        for path in module.json_result_files(store):
+            if str(path) in seen:
+                continue
+            seen.add(str(path))
+            job = module.json_result(store, path)  # None: unreadable (warned once, not retried)
+            if job is not None:
+                n += store.insert_job({**job, "kind": kind})
+    if seen != done:
+        store.set_meta_value(JSON_IMPORTED_KEY, json.dumps(sorted(seen)))
     if n:
         log.info("imported %d result file(s) of an older version into %s", n, store.path)
     return n

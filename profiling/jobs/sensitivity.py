@@ -327,34 +327,38 @@ def run_job(store: Any, job: dict, progress: ProgressFn) -> dict[str, Any]:
 def stored_maps(store: Any) -> list[dict[str, Any]]:
     """The finished maps, newest first, each ``{"id", "created", "result"}``; the result files of older versions
     are imported into the store once, or read from disk by a read-only installation."""
-    from profiling.jobs.launcher import JSON_IMPORTED_KEY, import_json_results
+    from profiling.jobs.launcher import import_json_results, pending_json_results
     from profiling.store.runs import read_only
 
     import_json_results(store)
-    out = [{"id": j["id"], "created": j["created_at"], "result": j["result"]}
-           for j in store.list_jobs("sensitivity", with_results=True) if j["status"] == "done" and j["result"]]
-    if read_only() and store.meta_value(JSON_IMPORTED_KEY) is None:
-        out += [{"id": job["id"], "created": job["created_at"], "result": job["result"]} for job in json_results(store)]
-    return out
+    jobs = store.list_jobs("sensitivity", with_results=True)
+    if read_only():
+        jobs += pending_json_results(store, "sensitivity")
+    return [{"id": j["id"], "created": j["created_at"], "result": j["result"]}
+            for j in jobs if j.get("status", "done") == "done" and j["result"]]
 
 
-def json_results(store: Any) -> list[dict[str, Any]]:
-    """The map files of older versions (``<data>/sensitivity``), as finished jobs to import; an unreadable file is
-    skipped with a warning."""
+def json_result_files(store: Any) -> list[Path]:
+    """The map files older versions wrote (``<data>/sensitivity/*.json``)."""
+    from profiling.paths import data_dir
+
+    folder = data_dir() / "sensitivity"
+    return sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []
+
+
+def json_result(store: Any, path: Path) -> dict[str, Any] | None:
+    """A map file as a finished job to import (profiling.jobs.launcher); None (with a warning) when unreadable."""
     from profiling.jobs.launcher import file_times
 
-    out = []
-    for path in list_results():
-        try:
-            result = load_result(path)
-        except (OSError, ValueError) as exc:
-            log.warning("skipping unreadable sensitivity map %s: %s", path, exc)
-            continue
+    try:
+        result = load_result(path)
         created_at, created_ts = file_times(path)
-        request = {k: result.get(k) for k in ("model", "technique", "samples", "seed", "rank_fraction")}
-        out.append({"id": path.stem, "run_id": None, "created_at": created_at, "created_ts": created_ts,
-                    "request": {**request, "imported_from": str(path)}, "result": result})
-    return out
+    except (OSError, ValueError) as exc:
+        log.warning("skipping unreadable sensitivity map %s: %s", path, exc)
+        return None
+    request = {k: result.get(k) for k in ("model", "technique", "samples", "seed", "rank_fraction")}
+    return {"id": path.stem, "run_id": None, "created_at": created_at, "created_ts": created_ts,
+            "request": {**request, "imported_from": str(path)}, "result": result}
 
 
 def results_dir() -> Path:

@@ -249,39 +249,42 @@ def stored_sweeps(store: Any, run_id: str | None) -> list[dict]:
     """The finished sweeps of a run (None: of artifact folders outside any run), newest first, each
     ``{"id", "run_id", "created", "spec", "env", "points"}``; the result files of older versions are imported into
     the store once, or read from disk by a read-only installation."""
-    from profiling.jobs.launcher import JSON_IMPORTED_KEY, import_json_results
+    from profiling.jobs.launcher import import_json_results, pending_json_results
     from profiling.store.runs import read_only
 
     import_json_results(store)
-    out = []
-    for job in store.list_jobs("sweep", with_results=True):
-        if job["status"] != "done" or not job["result"] or job["run_id"] != run_id:
-            continue
-        out.append({"id": job["id"], "run_id": job["run_id"], "created": job["created_at"],
-                    "spec": job["result"].get("spec") or {}, "env": job["result"].get("env") or {},
-                    "points": list(job["result"].get("points") or [])})
-    if read_only() and store.meta_value(JSON_IMPORTED_KEY) is None:
-        out += load_sweeps(store.path, run_id)
-    return out
+    jobs = store.list_jobs("sweep", with_results=True)
+    if read_only():
+        jobs += pending_json_results(store, "sweep")
+    return [{"id": job["id"], "run_id": job["run_id"], "created": job["created_at"],
+             "spec": job["result"].get("spec") or {}, "env": job["result"].get("env") or {},
+             "points": list(job["result"].get("points") or [])}
+            for job in jobs if job.get("status", "done") == "done" and job["result"] and job["run_id"] == run_id]
 
 
-def json_results(store: Any) -> list[dict]:
-    """The sweep files of older versions beside the store, as finished jobs to import (profiling.jobs.launcher)."""
+def json_result_files(store: Any) -> list[Path]:
+    """The sweep files older versions wrote beside the store (``sweeps/<run id or 'artifacts'>/<id>.json``)."""
+    root = Path(store.path).parent / "sweeps"
+    return sorted(root.glob("*/*.json")) if root.is_dir() else []
+
+
+def json_result(store: Any, path: Path) -> dict | None:
+    """A sweep file as a finished job to import (profiling.jobs.launcher); None (with a warning) when unreadable."""
     from profiling.jobs.launcher import file_times
 
-    root = Path(store.path).parent / "sweeps"
-    out = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
-        run_id = None if folder.name == NO_RUN else folder.name
-        for data in load_sweeps(store.path, run_id):
-            path = folder / f"{data.get('id')}.json"
-            created_at, created_ts = file_times(path) if path.is_file() else file_times(folder)
-            out.append({"id": str(data.get("id") or path.stem), "run_id": run_id, "created_at": created_at,
-                        "created_ts": created_ts, "request": {"run_id": run_id, "spec": data.get("spec") or {},
-                                                              "imported_from": str(path)},
-                        "result": {"spec": data.get("spec") or {}, "env": data.get("env") or {},
-                                   "points": data["points"]}})
-    return out
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+            raise ValueError("not a sweep record")  # noqa: TRY004 - caught below
+        created_at, created_ts = file_times(path)
+    except (OSError, ValueError) as exc:
+        log.warning("skipping unreadable sweep %s: %s", path, exc)
+        return None
+    run_id = None if path.parent.name == NO_RUN else path.parent.name
+    return {"id": str(data.get("id") or path.stem), "run_id": run_id, "created_at": created_at,
+            "created_ts": created_ts, "request": {"run_id": run_id, "spec": data.get("spec") or {},
+                                                  "imported_from": str(path)},
+            "result": {"spec": data.get("spec") or {}, "env": data.get("env") or {}, "points": data["points"]}}
 
 
 def sweeps_dir(store_path: Path, run_id: str | None) -> Path:

@@ -155,6 +155,8 @@ def test_result_files_of_older_versions_are_imported_once(engine_env):
     store.delete_job(m["id"])
     assert stored_maps(store) == []  # imported once: a deleted map does not come back
     assert launcher.import_json_results(store) == 0
+    (sens_dir / "20240102-000000-heads-toy.json").write_text(json.dumps({**the_map, "technique": "heads"}))
+    assert [m["result"]["technique"] for m in stored_maps(store)] == ["heads"]  # a file written later: imported
 
 
 def test_read_only_reads_the_result_files_without_importing(engine_env, monkeypatch):
