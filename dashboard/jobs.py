@@ -81,3 +81,81 @@ def draw(store: Any, job: dict, locked: bool = False) -> None:
             st.warning(st.session_state.pop("job_stop_problem"))
     elif job["status"] == "failed":
         st.error(f"This job failed: {job.get('error') or 'no reason recorded'}", icon=":material/error:")
+
+
+# ---- History -----------------------------------------------------------------------------------------------
+
+
+def _open_link(job: dict) -> str | None:
+    from profiling.store.runs import read_only
+
+    if job["kind"] == "sensitivity":
+        return None if read_only() else f"sensitivity?job={job['id']}"  # the page is not served read-only
+    return f"results?run={job['run_id']}" if job.get("run_id") else None
+
+
+def _target(job: dict) -> str:
+    req = job.get("request") or {}
+    if job["kind"] == "sweep":
+        spec = req.get("spec") or {}
+        grid = " x ".join(",".join(map(str, spec.get(k) or [])) for k in ("batch_sizes", "seq_lens", "threads"))
+        return (f"run {job['run_id']}" if job.get("run_id") else "artifact folders") + (f" · {grid}" if grid else "")
+    return f"{req.get('technique', '?')} · {req.get('model', '?')}"
+
+
+def jobs_frame(jobs: list[dict]) -> Any:
+    """One row per job for the History table (newest first)."""
+    import pandas as pd
+
+    rows = []
+    for j in jobs:
+        status = j["status"] + (f" ({j['stage']})" if j["status"] in ACTIVE and j.get("stage") else "")
+        rows.append({"Open": _open_link(j), "Date": str(j.get("created_at") or "").replace("T", " ")[:16],
+                     "Kind": KIND_TEXT.get(j["kind"], j["kind"]), "Status": status, "Of": _target(j),
+                     "Reason": j.get("error") or "", "Job": j["id"]})
+    return pd.DataFrame(rows, columns=["Open", "Date", "Kind", "Status", "Of", "Reason", "Job"])
+
+
+def history_section(store: Any, locked: bool) -> None:
+    """The stored jobs next to the runs: a table with links, and (unless locked) stopping or deleting one."""
+    from profiling.jobs.launcher import import_json_results
+
+    import_json_results(store)  # result files of older versions show up here too
+    store.reap_dead_jobs()
+    all_jobs = store.list_jobs()
+    st.markdown("#### Sweeps and sensitivity maps")
+    deleted = st.session_state.pop("deleted_job", None)
+    if deleted:
+        st.success(f"Job {deleted} deleted.", icon=":material/delete:")
+    if not all_jobs:
+        st.caption("No sweep or sensitivity map stored yet (launch one on the Results or the Sensitivity page).")
+        return
+    st.dataframe(jobs_frame(all_jobs), hide_index=True, column_config={
+        "Open": st.column_config.LinkColumn("Open", display_text="Open", help="Open where its result is drawn",
+                                            width="small"),
+        "Reason": st.column_config.TextColumn("Reason", help="Why a job failed", width="medium"),
+        "Job": st.column_config.TextColumn("Job id", width="small"),
+    })
+    if locked:
+        return
+    by_id = {j["id"]: j for j in all_jobs}
+    target = st.selectbox("Job to stop or delete", list(by_id), index=None, key="manage_job",
+                          format_func=lambda i: f"{KIND_TEXT.get(by_id[i]['kind'])} · {by_id[i]['status']} · {i}",
+                          placeholder="Choose a job")
+    if target is None:
+        return
+    job = by_id[target]
+    if job["status"] in ACTIVE:
+        st.button("Stop this job", key=f"history_stop_{target}", icon=":material/stop_circle:", on_click=stop,
+                  args=(store, target), help="Sends the job's process a termination signal; it records why and exits.")
+        if st.session_state.get("job_stop_problem"):
+            st.warning(st.session_state.pop("job_stop_problem"))
+        return
+    sure = st.checkbox(f"Yes, delete job {target} for good", key=f"delete_job_confirm_{target}",
+                       help="Deleting cannot be undone.")
+    if st.button("Delete job", type="primary", icon=":material/delete:", key="delete_job_button", disabled=not sure,
+                 help="Tick the confirmation box first."):
+        store.delete_job(target)
+        st.session_state.pop("manage_job", None)
+        st.session_state["deleted_job"] = target
+        st.rerun()
