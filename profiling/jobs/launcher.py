@@ -180,6 +180,8 @@ def execute_job(job_id: str, store: RunStore, on_progress: Progress | None = Non
         def waiting(what: str) -> None:
             state["stage"] = f"waiting for {what} to finish"
             store.set_job_progress(job_id, 0.0, state["stage"])
+            if on_progress is not None:  # the CLI says why nothing happens yet
+                on_progress(0.0, state["stage"])
 
         with exclusive(store, waiting):
             store.start_job(job_id)
