@@ -1,15 +1,15 @@
-"""Sensitivity map page body: compute a per-layer / per-head map with a progress bar, draw it, suggest excludes."""
+"""Sensitivity map page body: launch a map as a background job, follow it, draw the stored maps, suggest excludes."""
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from dashboard import jobs
 from profiling.jobs import sensitivity
 
 log = logging.getLogger(__name__)
@@ -109,22 +109,24 @@ def _compute_form() -> None:
     st.caption(
         "int8 is simulated in PyTorch (symmetric per-output-channel rounding of one Linear's weights, as ONNX "
         "Runtime's qint8 weights); fast, but activations stay float. Each layer (or head) is changed alone and "
-        "put back before the next."
+        "put back before the next. The map is computed in a background process (after any run or job already "
+        "measuring) and stored with the runs."
     )
     if not submitted:
         return
-    bar = st.progress(0.0, text="starting")
-    try:
-        result = sensitivity.run(
-            f"default:{dataset}", {"kind": "bundled", "name": dataset}, technique, int(samples), int(seed),
-            float(fraction), progress=lambda f, m: bar.progress(min(1.0, max(0.0, f)), text=m),
-        )
-    except ValueError as exc:
-        bar.empty()
-        st.error(str(exc))
-        return
-    bar.progress(1.0, text=f"done in {result['seconds']:.1f} s")
-    st.session_state["sensitivity_file"] = result["file"]
+    job_id = jobs.launch("sensitivity", {
+        "model": f"default:{dataset}", "dataset": {"kind": "bundled", "name": dataset}, "technique": technique,
+        "samples": int(samples), "seed": int(seed), "rank_fraction": float(fraction)})
+    if job_id is not None:
+        st.query_params["job"] = job_id  # a reload keeps following it
+        st.rerun()
+
+
+def _map_label(entry: dict[str, Any]) -> str:
+    r = entry["result"]
+    date = str(entry.get("created") or "").replace("T", " ")[:16]
+    what = TECHNIQUE_LABELS.get(r.get("technique"), r.get("technique"))
+    return f"{date} · {what} · {r.get('dataset', '?')} · {r.get('model', '?')} · {entry['id']}"
 
 
 EXCLUDE_TARGETS = ("onnx-int8", "onnx-static-int8", "prune-magnitude", "low-rank")
@@ -156,6 +158,7 @@ def _exclude_box(result: dict[str, Any]) -> None:
 
 
 def render() -> None:
+    from dashboard import state
     from dashboard.entry import through_app
     from profiling.store.runs import read_only
 
@@ -168,19 +171,26 @@ def render() -> None:
         "Apply one technique to one layer (or one attention head) at a time and measure how much the predictions "
         "change on a small sample of the training split. Layers that hurt most are candidates to leave out."
     )
+    store = state.get_store()
     _compute_form()
-    files = sensitivity.list_results()
-    if not files:
+    wanted = st.query_params.get("job")
+    job = store.get_job(wanted) if wanted else None
+    if job is not None and job["kind"] == "sensitivity" and job["status"] != "done":
+        jobs.job_panel(store, wanted)  # queued, running or failed: its progress (live) or its reason
+    elif wanted and job is None:
+        st.warning(f"Job {wanted} is not in the store (deleted?).")
+    maps = sensitivity.stored_maps(store)
+    if not maps:
         st.info("No map computed yet: choose a technique and press 'Compute the map' (about half a minute).")
         return
-    current = st.session_state.get("sensitivity_file")
-    names = [f.name for f in files]
-    index = names.index(Path(current).name) if current and Path(current).name in names else 0
-    chosen = st.selectbox("Stored maps", names, index=index)
-    try:
-        result = sensitivity.load_result(files[names.index(chosen)])
-    except (OSError, ValueError) as exc:
-        st.error(f"cannot read {chosen}: {exc}")
+    ids = [m["id"] for m in maps]
+    chosen = st.selectbox("Stored maps", ids, index=ids.index(wanted) if wanted in ids else 0,
+                          format_func=lambda i: _map_label(maps[ids.index(i)]), key="sensitivity-map")
+    if wanted in ids and chosen != wanted:
+        st.query_params["job"] = chosen
+    result = maps[ids.index(chosen)]["result"]
+    if not isinstance(result.get("rows"), list) or "baseline_accuracy" not in result:
+        st.error(f"The stored map {chosen} is not readable.")
         return
     st.caption(
         f"{result.get('description', '')}. Model {result.get('model')}, {result.get('samples')} examples of the "

@@ -1,8 +1,10 @@
-"""Sweeps on the Results page: latency / throughput against batch size per variant, one line per thread count."""
+"""Sweeps on the Results page: launch one (a background job), follow it, and plot latency / throughput against batch
+size per variant, one line per thread count."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -60,16 +62,21 @@ def sweep_figure(points: Sequence[dict], seq_len: str, metric: str = "ms_per_bat
 
 
 def render(store, run_id: str) -> None:
-    """The run's stored sweeps (``python -m profiling sweep RUN_ID``), newest first."""
+    """The run's sweeps from the store, newest first; a finished run also gets a form launching a sweep of its
+    variants as a background job, and the sweep jobs still going (or just failed) followed live."""
     import streamlit as st
 
-    from profiling.jobs.sweep import load_sweeps
+    from dashboard import share
+    from profiling.jobs.sweep import stored_sweeps
 
-    sweeps = load_sweeps(store.path, run_id)
+    run = store.get_run(run_id) or {}
+    finished = run.get("status") in ("done", "failed")
+    sweeps = stored_sweeps(store, run_id)
+    if finished and not share.locked():
+        _launch_section(store, run_id, opened=not sweeps)
     if not sweeps:
-        with st.expander("Batch size / sequence length / threads sweep"):
-            st.caption(f"No sweep stored for this run. Run `python -m profiling sweep {run_id} --batch-sizes 1,8,32 "
-                       "--seq-lens 32,128,real --threads 1,2` (each point in a fresh process) and reload.")
+        if share.locked() or not finished:
+            st.caption("No sweep stored for this run.")
         return
     st.subheader("Sweep: batch size, sequence length, threads")
     labels = [f"{s['id']} ({len(s['points'])} points)" for s in sweeps]
@@ -83,6 +90,64 @@ def render(store, run_id: str) -> None:
                "batches per pass. 'real' = the run's texts, each batch padded to its longest (its padding waste is "
                "in the hover and the table).")
     st.dataframe(points_frame(chosen["points"]), hide_index=True)
+
+
+def _launch_section(store, run_id: str, opened: bool) -> None:
+    """Sweep jobs of the run still going (or the newest, if it failed), then the form launching a new one."""
+    import streamlit as st
+
+    from dashboard import jobs
+
+    own = store.list_jobs("sweep", run_id)
+    shown = [j for j in own if j["status"] in jobs.ACTIVE] or [j for j in own[:1] if j["status"] == "failed"]
+    for job in shown:
+        jobs.job_panel(store, job["id"])
+    with st.expander("Sweep batch size / sequence length / threads", expanded=opened and not shown):
+        request = sweep_form(store, run_id)
+    if request is not None and jobs.launch("sweep", request) is not None:
+        st.rerun()
+
+
+def sweep_form(store, run_id: str) -> dict | None:
+    """The sweep request of the form once submitted (else None): which variants, and the grid."""
+    import streamlit as st
+
+    from profiling.jobs.sweep import DEFAULT_REPEATS, DEFAULT_TEXTS, REAL, SweepSpec, parse_list
+
+    usable = {v["idx"]: v["name"] for v in store.variants(run_id)
+              if v["status"] == "done" and v.get("artifact") and (Path(v["artifact"]) / "artifact.json").is_file()}
+    if not usable:
+        st.caption("No variant of this run has its model files on disk any more: nothing to sweep.")
+        return None
+    with st.form(f"sweep_form_{run_id}"):
+        picked = st.multiselect("Variants", list(usable), default=list(usable), format_func=usable.get,
+                                key=f"sweep_variants_{run_id}", help="The run's finished variants to time.")
+        cols = st.columns(3)
+        batches = cols[0].text_input("Batch sizes", "1,8,32", key=f"sweep_batches_{run_id}",
+                                     help="Comma-separated whole numbers.")
+        seqs = cols[1].text_input("Sequence lengths", f"32,128,{REAL}", key=f"sweep_seqs_{run_id}",
+                                  help=f"Tokens per text, and/or '{REAL}': the run's texts, each batch padded to "
+                                       "its longest.")
+        threads = cols[2].text_input("Threads", "1,2", key=f"sweep_threads_{run_id}", help="Thread counts to try.")
+        cols = st.columns(2)
+        repeats = cols[0].number_input("Timed passes per point", 1, 100, DEFAULT_REPEATS, key=f"sweep_rep_{run_id}")
+        n_texts = cols[1].number_input("Texts per pass", 1, 1000, DEFAULT_TEXTS, key=f"sweep_texts_{run_id}")
+        submitted = st.form_submit_button("Launch the sweep", type="primary", icon=":material/rocket_launch:",
+                                          help="Each point runs in a fresh background process, after any run or "
+                                               "job already measuring; the chart appears here when it is done.")
+    if not submitted:
+        return None
+    try:
+        spec = SweepSpec(batch_sizes=parse_list(batches, "Batch sizes"),
+                         seq_lens=parse_list(seqs, "Sequence lengths", allow_real=True),
+                         threads=parse_list(threads, "Threads"), repeats=int(repeats), n_texts=int(n_texts))
+    except ValueError as exc:
+        st.error(f"Cannot launch: {exc}", icon=":material/block:")
+        return None
+    if not picked:
+        st.error("Cannot launch: pick at least one variant.", icon=":material/block:")
+        return None
+    return {"run_id": run_id, "variants": sorted(picked), "spec": spec.to_json()}
 
 
 def workloads_frame(variants: Sequence[dict]) -> pd.DataFrame:

@@ -1,4 +1,5 @@
-"""History page: every stored run; open one, compare two side by side, delete one (with confirmation)."""
+"""History page: every stored run and job (sweeps, sensitivity maps); open one, compare two runs side by side,
+stop or delete one (with confirmation)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import share, state
+from dashboard import jobs, share, state
 from dashboard.guard import page_guard
 from dashboard.run_view import show_results_table
 
@@ -184,9 +185,11 @@ def main() -> None:
     if not runs_list:
         if share.locked():
             st.info("No runs in this read-only dashboard yet.")
+            jobs.history_section(store, locked=True)
             return
         st.info("No runs yet. Launch one on the Run page, or import a run bundle below.")
         st.page_link("pages/run.py", label="Go to the Run page", icon=":material/play_circle:")
+        jobs.history_section(store, locked=False)
         share.render_import(store)
         return
     runs = {r["id"]: r for r in runs_list}
@@ -216,6 +219,8 @@ def main() -> None:
     st.page_link(
         "pages/results.py", label=f"Open the results of {pick}", icon=":material/insights:", query_params={"run": pick}
     )
+    st.divider()
+    jobs.history_section(store, locked=share.locked())
     st.divider()
     compare_section(store, runs)
     st.divider()

@@ -436,7 +436,7 @@ def show_run(store, run_id: str) -> None:
     _environment(run)
     share.run_extras(store, run, variants, changes)
     sweep.render_workloads(variants)  # the run's real-text / bucketed / fixed-shape workloads, if any
-    sweep.render(store, run_id)  # stored batch/sequence/threads sweeps (python -m profiling sweep)
+    sweep.render(store, run_id)  # batch/sequence/threads sweeps: launch one, follow it, the stored ones
 
 
 @st.fragment(run_every=REFRESH_S)

@@ -68,8 +68,20 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("run_id")
     store_arg(ex)
 
+    ej = sub.add_parser("execute-job", help="execute a stored queued sweep or sensitivity job (used by the "
+                                            "dashboard's background jobs)")
+    ej.add_argument("job_id")
+    store_arg(ej)
+
     ls = sub.add_parser("list", help="list stored runs, newest first")
     store_arg(ls)
+
+    jobs = sub.add_parser("jobs", help="list stored sweeps and sensitivity maps, newest first")
+    store_arg(jobs)
+
+    rmj = sub.add_parser("delete-job", help="delete a stored sweep or sensitivity map (a finished one)")
+    rmj.add_argument("job_id")
+    store_arg(rmj)
 
     show = sub.add_parser("show", help="print a stored run's table, settings and environment")
     show.add_argument("run_id")
@@ -337,6 +349,48 @@ def cmd_execute(args: argparse.Namespace) -> int:
     return 0 if run.get("status") == "done" else 1
 
 
+def cmd_execute_job(args: argparse.Namespace) -> int:
+    from profiling.jobs.launcher import execute_job
+
+    job = execute_job(args.job_id, _store(args))
+    log.info("job %s finished: %s %s", args.job_id, job.get("status"), job.get("error") or "")
+    return 0 if job.get("status") == "done" else 1
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    store = _store(args)
+    store.reap_dead_jobs()
+    from profiling.jobs.launcher import import_json_results
+
+    import_json_results(store)
+    jobs = store.list_jobs()
+    if not jobs:
+        print(f"no jobs in {store.path}")
+        return 0
+    for j in jobs:
+        line = f"{j['id']}  {j['created_at']}  {j['kind']:<11}  {j['status']:<7}"
+        if j["run_id"]:
+            line += f"  run {j['run_id']}"
+        if j["status"] in ("queued", "running") and j["stage"]:
+            line += f"  now: {j['stage']}"
+        if j["error"]:
+            line += f"  [{j['error']}]"
+        print(line)
+    return 0
+
+
+def cmd_delete_job(args: argparse.Namespace) -> int:
+    store = _store(args)
+    job = store.get_job(args.job_id)
+    if job is None:
+        raise CliError(f"no job {args.job_id!r} in {store.path}; see 'python -m profiling jobs'")
+    if job["status"] in ("queued", "running"):
+        raise CliError(f"job {args.job_id} is {job['status']}; it can be deleted once it has finished")
+    store.delete_job(args.job_id)
+    print(f"deleted job {args.job_id}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     store = _store(args)
     store.reap_dead_runs()
@@ -486,7 +540,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS.update({"report": cmd_report, "export": cmd_export, "import": cmd_import})
+COMMANDS.update({"report": cmd_report, "export": cmd_export, "import": cmd_import, "execute-job": cmd_execute_job,
+                 "jobs": cmd_jobs, "delete-job": cmd_delete_job})
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
@@ -532,7 +587,7 @@ COMMANDS["timing"] = cmd_timing
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    level = logging.INFO if args.verbose or args.command == "execute" else logging.WARNING
+    level = logging.INFO if args.verbose or args.command in ("execute", "execute-job") else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from profiling.store.runs import StoreError
 

@@ -19,6 +19,17 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
 
 
+# A job (a sweep, a sensitivity map) goes through the same states as a run.
+JobStatus = RunStatus
+
+
+class JobKind(enum.StrEnum):
+    """The long jobs besides runs, launched and stored the same way (profiling.jobs.launcher)."""
+
+    SWEEP = "sweep"
+    SENSITIVITY = "sensitivity"
+
+
 class VariantStatus(enum.StrEnum):
     PENDING = "pending"
     BUILDING = "building"

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import random
 import re
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -281,42 +278,41 @@ def _step_config(step: Any) -> Any:
 
 def launch(request: dict, store_path: Path | str | None = None) -> str:
     """Validate, store a queued run and start ``python -m profiling execute RUN_ID`` detached (own session), so the
-    run survives the browser session; returns the run id."""
+    run survives the browser session; returns the run id. It waits for the store's measuring lock
+    (profiling.jobs.launcher) like every other job."""
+    from profiling.jobs import launcher
+
     request = normalize_request(request)
     store = RunStore(store_path)
     store.reap_dead_runs()
     run_id = store.create_run(request)
-    log_dir = store.path.parent / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(paths.REPO_ROOT), env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "profiling", "execute", run_id, "--store", str(store.path.resolve())]
     try:
-        with open(log_dir / f"{run_id}.log", "ab") as out:
-            proc = subprocess.Popen(cmd, cwd=paths.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+        proc = launcher.spawn(store, ["execute", run_id], run_id)
     except OSError as exc:
         store.fail_run(run_id, f"could not start the run's process: {exc}")
         raise RequestError(f"could not start the run: {exc}") from None
     store.set_run_pid(run_id, proc.pid)
-    # Reap the child when it ends so a long-lived launcher (the dashboard) never collects zombies.
-    threading.Thread(target=proc.wait, name=f"reap-{run_id}", daemon=True).start()
     log.info("launched run %s in process %d", run_id, proc.pid)
     return run_id
 
 
 def stop(run_id: str, store_path: Path | str | None = None) -> bool:
     """Ask a running run to stop (SIGTERM: it marks itself failed "stopped by signal 15 during ..."); returns
-    whether a live process was signalled. A run whose process is gone is reaped instead."""
+    whether a live process was signalled. A run whose process is gone is reaped instead; a queued run with no
+    process yet is marked failed at once."""
+    from profiling.jobs.launcher import signal_process
+
     store = RunStore(store_path)
     run = store.get_run(run_id)
     if run is None or run["status"] not in ("queued", "running"):
         return False
-    if not run["pid"] or run["pid"] == os.getpid() or not store.process_is_alive(run_id):
-        store.reap_dead_runs()
-        return False
-    os.kill(run["pid"], signal.SIGTERM)
-    return True
+    if not run["pid"]:
+        store.fail_run(run_id, "stopped by the user before it started")
+        return True
+    if run["pid"] != os.getpid() and store.process_is_alive(run_id) and signal_process(run["pid"], run_id):
+        return True
+    store.reap_dead_runs()
+    return False
 
 
 # ---- executing ------------------------------------------------------------------------------------------
@@ -431,32 +427,19 @@ def _restore_signal_handlers(previous: dict) -> None:
 
 
 class _exclusive:
-    """One run measures at a time per store (two sweeps on the same cores would distort each other's figures):
-    a queued run waits on a lock file, showing what it waits for."""
+    """One job measures at a time per store (two sweeps on the same cores would distort each other's figures):
+    a queued run waits on the store's measuring lock (profiling.jobs.launcher.exclusive), showing what it waits for."""
 
     def __init__(self, store: RunStore, run_id: str, reporter: _Reporter):
-        self.path = Path(f"{store.path}.runner.lock")
-        self.store, self.run_id, self.reporter = store, run_id, reporter
-        self.fd: int | None = None
+        from profiling.jobs import launcher
+
+        self._lock = launcher.exclusive(store, lambda what: reporter.stage(f"waiting for {what} to finish"))
 
     def __enter__(self) -> None:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        waiting = False
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return
-            except BlockingIOError:
-                if not waiting:
-                    running = [r["id"] for r in self.store.list_runs() if r["status"] == "running"]
-                    self.reporter.stage("waiting for run " + (running[0] if running else "another run") + " to finish")
-                    waiting = True
-                time.sleep(0.5)
+        self._lock.__enter__()
 
     def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
+        self._lock.__exit__(*exc)
 
 
 def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: dict) -> None:

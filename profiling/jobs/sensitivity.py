@@ -1,4 +1,9 @@
-"""Sensitivity map: apply one technique to one Linear layer (or one attention head) at a time, measure the damage."""
+"""Sensitivity map: apply one technique to one Linear layer (or one attention head) at a time, measure the damage.
+
+A map is a job of the run store (profiling.jobs.launcher): the request names the model, the data, the technique
+and the sample; the result is the map. Older versions wrote ``<data>/sensitivity/*.json``; those files are imported
+into the store once (and read directly by a read-only installation).
+"""
 
 from __future__ import annotations
 
@@ -278,6 +283,84 @@ def run(
     return result
 
 
+# ---- the sensitivity job -------------------------------------------------------------------------------
+
+
+def normalize_job_request(store: Any, request: dict) -> tuple[dict, None]:
+    """The validated request ``{"model", "dataset", "technique", "samples", "seed", "rank_fraction"}`` (defaults
+    filled in); bad input raises SensitivityError before anything is stored. A map belongs to no run."""
+    from profiling.inputs.datasets import BUNDLED
+
+    if not isinstance(request, dict):
+        raise SensitivityError("a sensitivity request must be a dict")
+    out = {"model": str(request.get("model") or "default"),
+           "dataset": request.get("dataset") or {"kind": "bundled", "name": "movie-reviews"},
+           "technique": request.get("technique", "int8"), "samples": request.get("samples", DEFAULT_SAMPLES),
+           "seed": request.get("seed", 0), "rank_fraction": request.get("rank_fraction", 0.25)}
+    if out["technique"] not in TECHNIQUES:
+        raise SensitivityError(f"technique must be one of {', '.join(TECHNIQUES)}, got {out['technique']!r}")
+    for key in ("samples", "seed"):
+        value, low = out[key], 1 if key == "samples" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise SensitivityError(f"{key} must be a whole number of at least {low}, got {value!r}")
+    fraction = out["rank_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
+        raise SensitivityError(f"rank_fraction must be above 0 and at most 1, got {fraction!r}")
+    out["rank_fraction"] = float(fraction)
+    dataset = out["dataset"]
+    if not isinstance(dataset, dict) or dataset.get("kind") not in ("bundled", "csv"):
+        raise SensitivityError(f"the dataset must be a bundled one or a CSV file, got {dataset!r}")
+    if dataset["kind"] == "bundled" and dataset.get("name") not in BUNDLED:
+        raise SensitivityError(f"unknown bundled dataset {dataset.get('name')!r}; use one of {', '.join(BUNDLED)}")
+    if dataset["kind"] == "csv" and not Path(str(dataset.get("path"))).expanduser().is_file():
+        raise SensitivityError(f"no CSV file {dataset.get('path')!r}")
+    return out, None
+
+
+def run_job(store: Any, job: dict, progress: ProgressFn) -> dict[str, Any]:
+    """Compute the job's map (the result stored with the job)."""
+    r = job["request"]
+    return run(r["model"], r["dataset"], r["technique"], r["samples"], r["seed"], r["rank_fraction"],
+               progress=progress, save=False)
+
+
+def stored_maps(store: Any) -> list[dict[str, Any]]:
+    """The finished maps, newest first, each ``{"id", "created", "result"}``; the result files of older versions
+    are imported into the store once, or read from disk by a read-only installation."""
+    from profiling.jobs.launcher import import_json_results, pending_json_results
+    from profiling.store.runs import read_only
+
+    import_json_results(store)
+    jobs = store.list_jobs("sensitivity", with_results=True)
+    if read_only():
+        jobs += pending_json_results(store, "sensitivity")
+    return [{"id": j["id"], "created": j["created_at"], "result": j["result"]}
+            for j in jobs if j.get("status", "done") == "done" and j["result"]]
+
+
+def json_result_files(store: Any) -> list[Path]:
+    """The map files older versions wrote (``<data>/sensitivity/*.json``)."""
+    from profiling.paths import data_dir
+
+    folder = data_dir() / "sensitivity"
+    return sorted(folder.glob("*.json"), reverse=True) if folder.is_dir() else []
+
+
+def json_result(store: Any, path: Path) -> dict[str, Any] | None:
+    """A map file as a finished job to import (profiling.jobs.launcher); None (with a warning) when unreadable."""
+    from profiling.jobs.launcher import file_times
+
+    try:
+        result = load_result(path)
+        created_at, created_ts = file_times(path)
+    except (OSError, ValueError) as exc:
+        log.warning("skipping unreadable sensitivity map %s: %s", path, exc)
+        return None
+    request = {k: result.get(k) for k in ("model", "technique", "samples", "seed", "rank_fraction")}
+    return {"id": path.stem, "run_id": None, "created_at": created_at, "created_ts": created_ts,
+            "request": {**request, "imported_from": str(path)}, "result": result}
+
+
 def results_dir() -> Path:
     from profiling.paths import data_dir
 
@@ -300,7 +383,7 @@ def save_result(result: dict[str, Any], directory: Path | None = None) -> Path:
 
 
 def list_results(directory: Path | None = None) -> list[Path]:
-    """Stored maps, newest first."""
+    """Map files written by older versions, newest first."""
     directory = Path(directory) if directory else results_dir()
     return sorted(directory.glob("*.json"), reverse=True) if directory.is_dir() else []
 
@@ -358,10 +441,17 @@ def add_parser(sub: Any) -> None:
     sp.add_argument("--rank-fraction", type=float, default=0.25, help="low-rank only: rank fraction (default: 0.25)")
     sp.add_argument("--top", type=int, default=5, help="how many most sensitive layers to list for exclude_layers")
     sp.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    sp.add_argument("--store", help="run store file the map is stored in (default: $COMPRESSION_STORE or "
+                                    "data/runs.sqlite)")
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
+    """Compute a map in this process as a job of the store (waiting for the measuring lock), print it."""
+    import sys
+
     from profiling.inputs.datasets import BUNDLED
+    from profiling.jobs import launcher
+    from profiling.store.runs import RunStore, check_writable
 
     if args.dataset in BUNDLED:
         dataset: dict[str, Any] = {"kind": "bundled", "name": args.dataset}
@@ -370,7 +460,15 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
                    "text_column": args.text_column, "label_column": args.label_column}
     else:
         raise SensitivityError(f"unknown dataset {args.dataset!r}: use {', '.join(BUNDLED)} or a path to a CSV file")
-    result = run(args.model, dataset, args.technique, args.samples, args.seed, args.rank_fraction)
+    check_writable("compute a sensitivity map")
+    store = RunStore(Path(args.store).expanduser() if args.store else None)
+    request = {"model": args.model, "dataset": dataset, "technique": args.technique, "samples": args.samples,
+               "seed": args.seed, "rank_fraction": args.rank_fraction}
+    job_id = launcher.create_job("sensitivity", request, store)
+    job = launcher.execute_job(job_id, store, on_progress=None if args.json else _print_progress(sys.stderr))
+    if job["status"] != "done":
+        raise SensitivityError(f"sensitivity map {job_id} failed: {job.get('error')}")
+    result = job["result"]
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
@@ -380,5 +478,18 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     print(format_table(result, top=max(args.top, 10)))
     if result["technique"] != "heads":
         print(f"exclude_layers={exclude_option(result, args.top)}")
-    print(f"saved {result['file']}")
+    print(f"stored in {store.path} as job {job_id}")
     return 0
+
+
+def _print_progress(stream: Any) -> ProgressFn:
+    """Print a progress line at most every 10 % (a map has one step per layer or head)."""
+    last = [-1]
+
+    def show(fraction: float, message: str) -> None:
+        step = int(fraction * 10)
+        if step != last[0]:
+            last[0] = step
+            print(f"{fraction:4.0%} {message}", file=stream)
+
+    return show

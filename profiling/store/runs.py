@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from profiling import paths
-from profiling.schema import RunStatus, VariantStatus
+from profiling.schema import JobKind, JobStatus, RunStatus, VariantStatus
 from profiling.store import recovery as store_recovery
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the jobs table (sweeps, sensitivity maps); a schema-1 store gains it on opening
 # The statuses as tuples of their StrEnum members (each equal to the string the store holds).
 RUN_STATUSES = tuple(RunStatus)
 VARIANT_STATUSES = tuple(VariantStatus)
+JOB_STATUSES = tuple(JobStatus)
+JOB_KINDS = tuple(JobKind)
 UNREADABLE = "stored record unreadable"
 # A queued run that never got a process after this long is failed by the reaper.
 NEVER_STARTED_S = 300.0
@@ -85,6 +87,25 @@ CREATE TABLE IF NOT EXISTS predictions (
     preds TEXT NOT NULL,
     probs TEXT NOT NULL,
     PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    run_id TEXT,
+    created_at TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    started_at TEXT,
+    started_ts REAL,
+    finished_at TEXT,
+    finished_ts REAL,
+    status TEXT NOT NULL,
+    stage TEXT,
+    progress REAL NOT NULL DEFAULT 0,
+    request TEXT NOT NULL,
+    result TEXT,
+    error TEXT,
+    pid INTEGER,
+    pid_started REAL
 );
 """
 
@@ -208,6 +229,9 @@ class RunStore:
                     con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 elif int(row[0]) > SCHEMA_VERSION:
                     raise StoreError(self._newer(int(row[0])))
+                elif int(row[0]) < SCHEMA_VERSION:  # migrations only add tables: existing rows are not touched
+                    log.info("run store %s: schema %s -> %d", self.path, row[0], SCHEMA_VERSION)
+                    con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a usable run store: {exc}") from None
 
@@ -269,9 +293,9 @@ class RunStore:
         kept: set[str] = set()
         counts = {"runs": 0, "variants": 0}
         with self._connect(write=True) as con:
-            for table in ("runs", "variants", "timeline", "examples", "predictions"):
+            for table in ("runs", "variants", "timeline", "examples", "predictions", "jobs"):
                 for row in runs if table == "runs" else rows.get(table, []):
-                    if table != "runs" and row.get("run_id") not in kept:
+                    if table not in ("runs", "jobs") and row.get("run_id") not in kept:
                         continue
                     cols = list(row)
                     try:
@@ -444,11 +468,11 @@ class RunStore:
         return out
 
     def delete_run(self, run_id: str) -> None:
-        """Remove a run and everything stored for it, in one transaction."""
+        """Remove a run and everything stored for it (its sweeps included), in one transaction."""
         check_writable("delete a run")
         self._write([(f"DELETE FROM {table} WHERE {col}=?", (run_id,)) for table, col in (
             ("timeline", "run_id"), ("predictions", "run_id"), ("examples", "run_id"), ("variants", "run_id"),
-            ("runs", "id"))])
+            ("jobs", "run_id"), ("runs", "id"))])
 
     def insert_run(self, run: dict, variants: Sequence[dict], timelines: dict[int, dict], examples: dict | None,
                    predictions: dict[int, dict]) -> None:
@@ -547,6 +571,128 @@ class RunStore:
             log.warning("run %s marked failed: %s", row["id"], reason)
             reaped += 1
         return reaped
+
+    # ---- jobs (sweeps, sensitivity maps) -------------------------------------------------------------
+
+    def create_job(self, kind: str, request: dict, run_id: str | None = None, job_id: str | None = None) -> str:
+        """Store a new queued job of ``kind`` (a JobKind) with its request; ``run_id``: the run it belongs to."""
+        check_writable(f"launch a {kind} job")
+        if kind not in JOB_KINDS:
+            raise ValueError(f"unknown job kind {kind!r}")
+        job_id = job_id or _new_run_id()
+        self._write([(
+            ("INSERT INTO jobs(id, kind, run_id, created_at, created_ts, status, stage, request) "
+            "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)"),
+            (job_id, JobKind(kind).value, run_id, now_iso(), time.time(), "waiting to start", _dumps(request)),
+        )])
+        return job_id
+
+    def _job_dict(self, row: sqlite3.Row) -> dict:
+        what = f"job {row['id']}"
+        request, ok_req = _loads(row["request"], {}, f"request of {what}")
+        result, ok_res = _loads(row["result"], None, f"result of {what}")
+        error = row["error"]
+        ok = ok_req and ok_res
+        return {
+            "id": row["id"], "kind": row["kind"], "run_id": row["run_id"],
+            "created_at": row["created_at"], "started_at": row["started_at"], "finished_at": row["finished_at"],
+            "started_ts": row["started_ts"], "finished_ts": row["finished_ts"],
+            "status": row["status"] if ok else JobStatus.FAILED.value, "stage": row["stage"],
+            "progress": row["progress"] or 0.0, "error": error if ok else (error or UNREADABLE),
+            "request": request if isinstance(request, dict) else {},
+            "result": result if ok and isinstance(result, dict) else None, "pid": row["pid"],
+        }
+
+    def get_job(self, job_id: str) -> dict | None:
+        rows = self._query("SELECT * FROM jobs WHERE id=?", (job_id,))
+        return self._job_dict(rows[0]) if rows else None
+
+    def list_jobs(self, kind: str | None = None, run_id: str | None = None, with_results: bool = False) -> list[dict]:
+        """Jobs newest first, of one kind and/or one run if given; results left out (None) unless asked for."""
+        where, args = [], []
+        if kind is not None:
+            where.append("kind=?")
+            args.append(str(kind))
+        if run_id is not None:
+            where.append("run_id=?")
+            args.append(run_id)
+        cols = "*" if with_results else "id, kind, run_id, created_at, created_ts, started_at, started_ts, " \
+            "finished_at, finished_ts, status, stage, progress, request, NULL AS result, error, pid, pid_started"
+        sql = f"SELECT {cols} FROM jobs" + (" WHERE " + " AND ".join(where) if where else "")
+        return [self._job_dict(r) for r in self._query(sql + " ORDER BY created_ts DESC, rowid DESC", args)]
+
+    def start_job(self, job_id: str) -> None:
+        """The job got the measuring lock: running from now."""
+        check_writable("record job progress")
+        self._write([("UPDATE jobs SET status='running', started_at=?, started_ts=?, stage=? WHERE id=?",
+                      (now_iso(), time.time(), "starting", job_id))])
+
+    def set_job_progress(self, job_id: str, progress: float, stage: str) -> None:
+        check_writable("record job progress")
+        self._write([("UPDATE jobs SET progress=?, stage=? WHERE id=?",
+                      (min(max(float(progress), 0.0), 1.0), stage, job_id))])
+
+    def finish_job(self, job_id: str, result: dict) -> None:
+        """Store the job's result and mark it done."""
+        check_writable("record job progress")
+        self._write([(("UPDATE jobs SET status='done', result=?, progress=1, stage='done', error=NULL, "
+                      "finished_at=?, finished_ts=? WHERE id=?"), (_dumps(result), now_iso(), time.time(), job_id))])
+
+    def fail_job(self, job_id: str, error: str) -> None:
+        check_writable("stop a job")
+        self._write([(("UPDATE jobs SET status='failed', error=?, finished_at=?, finished_ts=? WHERE id=? "
+                      "AND status IN ('queued', 'running')"), (error, now_iso(), time.time(), job_id))])
+
+    def set_job_pid(self, job_id: str, pid: int) -> None:
+        check_writable("record job progress")
+        self._write([("UPDATE jobs SET pid=?, pid_started=? WHERE id=?", (pid, _process_start(pid), job_id))])
+
+    def job_process_is_alive(self, job_id: str) -> bool:
+        rows = self._query("SELECT pid, pid_started FROM jobs WHERE id=?", (job_id,))
+        return bool(rows) and process_alive(rows[0]["pid"], rows[0]["pid_started"])
+
+    def delete_job(self, job_id: str) -> None:
+        check_writable("delete a job")
+        self._write([("DELETE FROM jobs WHERE id=?", (job_id,))])
+
+    def insert_job(self, job: dict) -> bool:
+        """Store a finished job as given (an imported result file); False when its id is already stored."""
+        check_writable("import a job")
+        with self._connect(write=True) as con:
+            cur = con.execute(
+                "INSERT OR IGNORE INTO jobs(id, kind, run_id, created_at, created_ts, started_at, finished_at, "
+                "status, stage, progress, request, result) VALUES (?, ?, ?, ?, ?, ?, ?, 'done', 'done', 1, ?, ?)",
+                (job["id"], JobKind(job["kind"]).value, job.get("run_id"), job["created_at"], job["created_ts"],
+                 job["created_at"], job["created_at"], _dumps(job.get("request") or {}), _dumps(job["result"])))
+            return bool(cur.rowcount)
+
+    def reap_dead_jobs(self) -> int:
+        """Fail queued/running jobs whose process is gone (as reap_dead_runs does for runs); returns the count."""
+        if read_only():
+            return 0
+        reaped = 0
+        for row in self._query("SELECT id, status, stage, pid, pid_started, created_ts FROM jobs "
+                               "WHERE status IN ('queued', 'running')"):
+            if row["pid"]:
+                if process_alive(row["pid"], row["pid_started"]):
+                    continue
+                reason = f"the job's process ended unexpectedly (killed or crashed) during {row['stage'] or 'start-up'}"
+            elif time.time() - row["created_ts"] > NEVER_STARTED_S:
+                reason = "the job never started (no process picked it up)"
+            else:
+                continue
+            self.fail_job(row["id"], reason)
+            log.warning("job %s marked failed: %s", row["id"], reason)
+            reaped += 1
+        return reaped
+
+    def meta_value(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
+        return rows[0]["value"] if rows else None
+
+    def set_meta_value(self, key: str, value: str) -> None:
+        check_writable("record store metadata")
+        self._write([("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))])
 
     # ---- variants ------------------------------------------------------------------------------------
 

@@ -46,3 +46,94 @@ def write_timeline(path: str, run_id: str, n: int) -> None:
     for i in range(n):
         store.append_timeline(run_id, 1, [(i * 0.05, 100.0 + i)], [("tick", i * 0.05)] if i % 10 == 0 else [])
         store.upsert_variant(run_id, 1, progress=(i + 1) / n, status="profiling")
+
+
+# The tables as schema version 1 created them (before the jobs table), kept verbatim to build stores of that version.
+SCHEMA_1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    created_ts REAL NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    error TEXT,
+    stage TEXT,
+    request TEXT NOT NULL,
+    env TEXT,
+    pid INTEGER,
+    pid_started REAL
+);
+CREATE TABLE IF NOT EXISTS variants (
+    run_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    chain TEXT NOT NULL DEFAULT '[]',
+    lineage TEXT NOT NULL DEFAULT '[]',
+    status TEXT NOT NULL DEFAULT 'pending',
+    stage TEXT,
+    progress REAL NOT NULL DEFAULT 0,
+    error TEXT,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    notes TEXT NOT NULL DEFAULT '[]',
+    artifact TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE TABLE IF NOT EXISTS timeline (
+    run_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    t TEXT NOT NULL,
+    mib TEXT NOT NULL,
+    phases TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx, seq)
+);
+CREATE TABLE IF NOT EXISTS examples (
+    run_id TEXT PRIMARY KEY,
+    texts TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    label_names TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    run_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    preds TEXT NOT NULL,
+    probs TEXT NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+"""
+
+
+def schema1_store(path: Path, n_runs: int = 2) -> list[str]:
+    """A schema-1 store file (the DDL above, ``schema_version`` 1) holding finished runs with timelines and
+    examples, written by today's store code into a scratch file and copied row by row; returns the run ids."""
+    scratch = path.with_name(path.name + ".scratch")
+    ids = filled_store(scratch, n_runs)
+    store = RunStore(scratch)
+    for run_id in ids:
+        store.set_predictions(run_id, 0, [0, 1], [[0.75, 0.25], [0.125, 0.875]])
+    con = sqlite3.connect(path)
+    try:
+        con.executescript(SCHEMA_1)
+        con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', '1')")
+        con.execute("ATTACH DATABASE ? AS scratch", (str(scratch),))
+        for table in ("runs", "variants", "timeline", "examples", "predictions"):
+            con.execute(f"INSERT INTO {table} SELECT * FROM scratch.{table}")
+        con.commit()
+        con.execute("DETACH DATABASE scratch")
+    finally:
+        con.close()
+    store_module._CHECKED.clear()
+    return ids
+
+
+def table_rows(path: Path) -> dict[str, list[tuple]]:
+    """Every row of the run tables, as SQLite holds them (for byte-for-byte comparisons)."""
+    con = sqlite3.connect(path)
+    try:
+        return {t: con.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall()
+                for t in ("runs", "variants", "timeline", "examples", "predictions")}
+    finally:
+        con.close()

@@ -137,3 +137,59 @@ def test_open_link_targets_the_results_page_with_the_run_id(open_page, store, qu
     at = open_page(HISTORY)
     at.selectbox(key="open_run").set_value(run_id).run()
     assert ("results", f"run={run_id}") in {(p.proto.page, p.proto.query_string) for p in at.get("page_link")}
+
+
+def _jobs_table(at):
+    return next(d.value for d in at.dataframe if "Kind" in d.value.columns)
+
+
+def test_jobs_are_listed_next_to_the_runs_with_links_to_their_results(open_page, store, queued_run):
+    run_id = finished_run(store, queued_run, 0.8, 10.0)
+    sweep = store.create_job("sweep", {"run_id": run_id, "spec": {"batch_sizes": [1, 8], "seq_lens": [32],
+                                                                  "threads": [2]}}, run_id=run_id)
+    store.finish_job(sweep, {"points": []})
+    failed = store.create_job("sensitivity", {"technique": "heads", "model": "default:tweets"})
+    store.fail_job(failed, "failed during loading the dataset and the model: no such model")
+    running = store.create_job("sensitivity", {"technique": "int8", "model": "default:movie-reviews"})
+    store.set_job_pid(running, __import__("os").getpid())  # a live process: not reaped
+    store.start_job(running)
+    store.set_job_progress(running, 0.25, "layer 9/36")
+    at = open_page(HISTORY)
+    table = _jobs_table(at).set_index("Job")
+    assert list(table.index) == [running, failed, sweep]  # newest first
+    assert table.loc[sweep, "Kind"] == "Sweep" and table.loc[sweep, "Status"] == "done"
+    assert table.loc[sweep, "Open"] == f"results?run={run_id}"
+    assert table.loc[sweep, "Of"] == f"run {run_id} · 1,8 x 32 x 2"
+    assert table.loc[failed, "Reason"].endswith("no such model") and table.loc[failed, "Status"] == "failed"
+    assert table.loc[running, "Status"] == "running (layer 9/36)"
+    assert table.loc[running, "Open"] == f"sensitivity?job={running}"
+    assert table.loc[running, "Of"] == "int8 · default:movie-reviews"
+
+
+def test_a_job_is_deleted_after_confirmation_and_a_queued_one_stopped(open_page, store):
+    done = store.create_job("sensitivity", {"technique": "int8"})
+    store.finish_job(done, {"technique": "int8", "rows": [], "baseline_accuracy": 0.5})
+    queued = store.create_job("sensitivity", {"technique": "heads"})
+    at = open_page(HISTORY)  # no runs: the jobs are listed all the same
+    assert list(_jobs_table(at)["Job"]) == [queued, done]
+    at.selectbox(key="manage_job").set_value(done).run()
+    assert at.button(key="delete_job_button").disabled
+    at.checkbox(key=f"delete_job_confirm_{done}").check().run()
+    at.button(key="delete_job_button").click().run()
+    assert not at.exception
+    assert store.get_job(done) is None and any(done in s and "deleted" in s for s in texts(at.success))
+    at.selectbox(key="manage_job").set_value(queued).run()
+    assert not [b for b in at.button if b.key == "delete_job_button"]  # not while it is queued
+    at.button(key=f"history_stop_{queued}").click().run()
+    assert store.get_job(queued)["status"] == "failed"
+    assert store.get_job(queued)["error"] == "stopped by the user before it started"
+
+
+def test_read_only_lists_jobs_but_offers_no_stop_or_delete(open_page, store, monkeypatch):
+    done = store.create_job("sensitivity", {"technique": "int8"})
+    store.finish_job(done, {"technique": "int8", "rows": [], "baseline_accuracy": 0.5})
+    monkeypatch.setenv("COMPRESSION_READ_ONLY", "1")
+    at = open_page(HISTORY)
+    table = _jobs_table(at)
+    assert list(table["Job"]) == [done] and table["Open"].isna().all()  # the Sensitivity page is not served
+    assert not [s for s in at.selectbox if s.key == "manage_job"]

@@ -1,8 +1,10 @@
-"""AppTests of the Sensitivity page: empty state, a stored map drawn with excludes, computing from the form."""
+"""AppTests of the Sensitivity page: empty state, a stored map drawn with excludes, a map launched from the form as a
+background job (the page returns at once, shows its progress, draws the stored result)."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -23,15 +25,27 @@ def tiny(tmp_path_factory):
 def _fake_run(tiny, calls):
     """profiling.jobs.sensitivity.run on the tiny model and toy texts (the real default classifier is too slow here)."""
     from profiling.jobs import sensitivity as sens
+
     def run(model_spec, dataset, technique, samples, seed, rank_fraction, progress=None, save=True):
-        calls.append((model_spec, dataset, technique, samples, seed))
+        calls.append((model_spec, dataset, technique, samples, seed, save))
         texts, labels = toy_texts(samples, seed)
         result = sens.compute(*tiny, texts, labels, technique, rank_fraction, progress=progress)
         result.update(model=model_spec, dataset=dataset["name"], split="train", samples=samples, seed=seed, seconds=0.1)
-        result["file"] = str(sens.save_result(result))
         return result
 
     return run
+
+
+class _NoProcess:
+    """What launcher.spawn returns in these tests: no process is started (this one's pid keeps the job alive)."""
+
+    def __init__(self, started: list):
+        self.started = started
+        self.pid = os.getpid()
+
+    def __call__(self, store, args, name):
+        self.started.append(args)
+        return self
 
 
 def test_empty_state(open_page):
@@ -80,8 +94,13 @@ def test_use_on_the_run_page_ticks_the_technique_with_the_exclude_list(open_page
     assert at.button(key="launch")  # we are on the Run page
 
 
-def test_compute_from_the_form(open_page, app_env, tiny, monkeypatch):
+def test_launching_a_map_returns_at_once_then_shows_progress_and_draws_the_result(open_page, app_env, store, tiny,
+                                                                                 monkeypatch):
+    from profiling.jobs import launcher
     from profiling.jobs import sensitivity as sens
+
+    started: list = []
+    monkeypatch.setattr(launcher, "spawn", _NoProcess(started))
     calls: list = []
     monkeypatch.setattr(sens, "run", _fake_run(tiny, calls))
     at = open_page(PAGE)
@@ -89,9 +108,32 @@ def test_compute_from_the_form(open_page, app_env, tiny, monkeypatch):
     at.number_input[0].set_value(16)
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert calls == [("default:movie-reviews", {"kind": "bundled", "name": "movie-reviews"}, "heads", 16, 0)]
-    files = sens.list_results()
-    assert len(files) == 1 and at.selectbox[2].value == files[0].name
+    (job,) = store.list_jobs("sensitivity")
+    assert started == [["execute-job", job["id"]]] and calls == []  # launched, nothing computed in the page
+    assert job["status"] == "queued" and at.query_params["job"] == job["id"]
+    assert job["request"] == {"model": "default:movie-reviews", "dataset": {"kind": "bundled", "name": "movie-reviews"},
+                              "technique": "heads", "samples": 16, "seed": 0, "rank_fraction": 0.25}
+    assert any("waiting to start" in str(p.proto.text) for p in at.get("progress"))
+
+    store.set_job_progress(job["id"], 0.5, "head 4/8")  # as the job's process records it
+    at = open_page(PAGE, query={"job": job["id"]})  # a reload (a new session) follows the same job
+    (bar,) = at.get("progress")
+    assert bar.value == 50 and "head 4/8" in bar.proto.text
+    assert any(b.label == "Yes, stop it" for b in at.button)
+
+    assert launcher.execute_job(job["id"], store)["status"] == "done"  # what the job's process does
+    assert calls == [("default:movie-reviews", {"kind": "bundled", "name": "movie-reviews"}, "heads", 16, 0, False)]
+    at = open_page(PAGE, query={"job": job["id"]})
+    assert not at.get("progress")
+    assert at.selectbox(key="sensitivity-map").value == job["id"]
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert chart["data"][0]["x"] == [f"head {h}" for h in range(4)]
     assert any("names heads, not Linear layers" in str(c.value) for c in at.caption)
+    assert sens.list_results() == []  # stored in the store, no file
+
+
+def test_a_failed_map_shows_its_reason(open_page, app_env, store):
+    job_id = store.create_job("sensitivity", {"technique": "int8"})
+    store.fail_job(job_id, "failed during loading the dataset and the model: no such model")
+    at = open_page(PAGE, query={"job": job_id})
+    assert any("no such model" in e.value for e in at.error)

@@ -1,6 +1,9 @@
-"""AppTest: a stored sweep is plotted on the Results page (one chart per sequence length, lines per thread count)."""
+"""AppTest: a stored sweep is plotted on the Results page (one chart per sequence length, lines per thread count);
+a sweep of a run's variants is launched from the page as a background job and its points drawn from the store."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -44,7 +47,7 @@ def test_results_page_plots_a_stored_sweep(store):
     at.query_params["run"] = run_id
     at.run()
     assert not at.exception
-    assert any("profiling sweep" in c.value for c in at.caption)  # the hint, no sweep yet
+    assert any("nothing to sweep" in c.value for c in at.caption)  # no model files on disk: no sweep form
     save_sweep(store.path, run_id, SweepSpec(batch_sizes=(1, 8), seq_lens=(32, "real"), threads=(1, 2)), POINTS)
     at = AppTest.from_file(str(PAGE), default_timeout=60)
     at.query_params["run"] = run_id
@@ -55,6 +58,44 @@ def test_results_page_plots_a_stored_sweep(store):
     assert len(sweep_tables) == 1 and len(sweep_tables[0]) == 16
     charts = at.get("plotly_chart")
     assert len(charts) >= 2
+
+
+def test_a_sweep_launched_from_the_results_page_is_followed_and_drawn_from_the_store(store, tmp_path, monkeypatch):
+    from profiling.jobs import launcher
+
+    run_id = build_fake_run(store)
+    for idx in (0, 1):  # model files on disk for two variants (the launcher checks artifact.json)
+        folder = tmp_path / f"art{idx}"
+        folder.mkdir()
+        (folder / "artifact.json").write_text("{}")
+        store.upsert_variant(run_id, idx, artifact=str(folder))
+    started: list = []
+
+    class NoProcess:  # launcher.spawn without a process (this one's pid keeps the job alive)
+        pid = os.getpid()
+
+    monkeypatch.setattr(launcher, "spawn", lambda store_, args, name: started.append(args) or NoProcess())
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    assert not at.exception
+    at.text_input(key=f"sweep_batches_{run_id}").set_value("1,8")
+    at.text_input(key=f"sweep_seqs_{run_id}").set_value("32,real")
+    at.text_input(key=f"sweep_threads_{run_id}").set_value("1,2")
+    next(b for b in at.button if b.label == "Launch the sweep").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (job,) = store.list_jobs("sweep", run_id)
+    assert started == [["execute-job", job["id"]]] and job["status"] == "queued"
+    assert job["request"]["variants"] == [0, 1] and job["request"]["spec"]["seq_lens"] == [32, "real"]
+    assert any("waiting to start" in str(p.proto.text) for p in at.get("progress"))
+
+    store.finish_job(job["id"], {"spec": job["request"]["spec"], "env": {}, "points": POINTS})  # the job's result
+    at = AppTest.from_file(str(PAGE), default_timeout=60)
+    at.query_params["run"] = run_id
+    at.run()
+    assert not at.exception and not at.get("progress")
+    sweep_tables = [d.value for d in at.dataframe if {"Threads", "Padding waste"} <= set(d.value.columns)]
+    assert len(sweep_tables) == 1 and len(sweep_tables[0]) == 16
 
 
 def test_results_page_shows_the_runs_workloads(store):

@@ -120,15 +120,20 @@ def test_cli_on_a_csv_train_split(tiny_bert, tmp_path, monkeypatch, capsys):
         w = csv.writer(fh)
         w.writerow(["text", "label"])
         w.writerows(zip(texts, ["neg", "pos"] * 30, strict=False))
+    store_file = tmp_path / "runs.sqlite"
     code = main(["sensitivity", "--model", f"path:{tiny_bert.path}", "--dataset", str(tmp_path / "toy.csv"),
-                 "--technique", "int8", "--samples", "16", "--top", "2"])
+                 "--technique", "int8", "--samples", "16", "--top", "2", "--store", str(store_file)])
     out = capsys.readouterr().out
     assert code == 0, out
     assert "16 examples of the train split" in out
     line = next(x for x in out.splitlines() if x.startswith("exclude_layers="))
     assert len(line.removeprefix("exclude_layers=").split("+")) == 2
-    saved = sens.list_results(tmp_path / "data" / "sensitivity")
-    assert len(saved) == 1 and len(sens.load_result(saved[0])["rows"]) == 12
+    from profiling.store.runs import RunStore
+
+    (job,) = RunStore(store_file).list_jobs("sensitivity", with_results=True)  # stored as a job, no file written
+    assert job["status"] == "done" and len(job["result"]["rows"]) == 12 and f"as job {job['id']}" in out
+    assert job["request"]["samples"] == 16 and job["started_ts"] <= job["finished_ts"]
+    assert not (tmp_path / "data" / "sensitivity").exists() or not sens.list_results(tmp_path / "data" / "sensitivity")
     assert main(["sensitivity", "--dataset", "nope"]) == 2
 
 

@@ -1,4 +1,5 @@
-"""Sweeps: each point profiled in a fresh child, stored as JSON next to the store, read back; the CLI and errors."""
+"""Sweeps: each point profiled in a fresh child; the result files of older versions read back; the CLI (a store job)
+and errors."""
 
 from __future__ import annotations
 
@@ -79,3 +80,19 @@ def test_cli_reports_bad_input_in_one_line(tmp_path, capsys):
     assert code == 2
     assert "is not an artifact folder" in capsys.readouterr().err
     assert main(["sweep", "--batch-sizes", "x", "--store", str(tmp_path / "s.sqlite")]) == 2
+
+
+def test_cli_sweep_of_an_artifact_is_stored_as_a_job(tiny_bert, artifact_cache, tmp_path, capsys):
+    from profiling.cli import main
+    from profiling.store.runs import RunStore
+
+    art = apply(tiny_bert, parse_spec("onnx"), artifact_cache)
+    store_file = tmp_path / "s.sqlite"
+    code = main(["sweep", "--artifact", str(art.path), "--batch-sizes", "2", "--seq-lens", "8", "--threads", "1",
+                 "--repeats", "1", "--texts", "2", "--store", str(store_file)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (job,) = RunStore(store_file).list_jobs("sweep", with_results=True)
+    assert job["status"] == "done" and job["run_id"] is None and f"as job {job['id']}" in captured.out
+    assert "[0/1]" in captured.err and format_points(job["result"]["points"]) in captured.out
+    assert not sweeps_dir(store_file, None).exists()  # no JSON file beside the store any more
