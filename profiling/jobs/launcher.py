@@ -48,7 +48,7 @@ class JobError(UserError):
     """A job that cannot be launched or executed; the message is shown to the user as is."""
 
 
-class _Stopped(BaseException):
+class Stopped(BaseException):
     """Raised in the main thread by the SIGTERM/SIGINT handler (BaseException: no ``except Exception`` eats it)."""
 
     def __init__(self, signum: int):
@@ -151,8 +151,6 @@ def execute_job(job_id: str, store: RunStore, on_progress: Progress | None = Non
 
     A failure never raises: the job is marked failed with a readable reason. SIGTERM/SIGINT mark it failed
     ("stopped by signal N during ...") and exit."""
-    from profiling.jobs.runner import readable
-
     job = store.get_job(job_id)
     if job is None:
         raise JobError(f"no job {job_id!r} in {store.path}")
@@ -173,7 +171,7 @@ def execute_job(job_id: str, store: RunStore, on_progress: Progress | None = Non
             last[0] = now
             store.set_job_progress(job_id, fraction, stage)
 
-    previous = _install_signal_handlers()
+    previous = install_signal_handlers()
     try:
         store.set_job_pid(job_id, os.getpid())
 
@@ -187,7 +185,7 @@ def execute_job(job_id: str, store: RunStore, on_progress: Progress | None = Non
             store.start_job(job_id)
             result = module.run_job(store, store.get_job(job_id), progress)
         store.finish_job(job_id, result)
-    except _Stopped as stop:
+    except Stopped as stop:
         reason = f"stopped by signal {stop.signum} during {state['stage']}"
         log.warning("job %s %s", job_id, reason)
         store.fail_job(job_id, reason)
@@ -199,11 +197,23 @@ def execute_job(job_id: str, store: RunStore, on_progress: Progress | None = Non
             log.exception("job %s failed during %s", job_id, state["stage"])
         store.fail_job(job_id, f"failed during {state['stage']}: {readable(exc)}")
     finally:
-        _restore_signal_handlers(previous)
+        restore_signal_handlers(previous)
     return store.get_job(job_id) or job
 
 
-def _install_signal_handlers() -> dict:
+def readable(exc: BaseException) -> str:
+    """A one-line reason: the message of errors meant for users, the type and message of anything else."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, UserError):
+        return text
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    return f"{type(exc).__name__}: {text}"
+
+
+def install_signal_handlers() -> dict:
+    """SIGTERM/SIGINT raise ``Stopped`` in the main thread (a second signal during the clean-up is ignored);
+    returns the previous handlers for ``restore_signal_handlers``."""
     if threading.current_thread() is not threading.main_thread():
         return {}
     fired: list[int] = []
@@ -212,12 +222,12 @@ def _install_signal_handlers() -> dict:
         if fired:  # a second signal during the clean-up is ignored
             return
         fired.append(signum)
-        raise _Stopped(signum)
+        raise Stopped(signum)
 
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
 
 
-def _restore_signal_handlers(previous: dict) -> None:
+def restore_signal_handlers(previous: dict) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
 

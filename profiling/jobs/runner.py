@@ -6,7 +6,6 @@ import logging
 import os
 import random
 import re
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +17,10 @@ from profiling import paths
 from profiling import settings as _settings
 from profiling.inputs.models import is_hub_id
 from profiling.jobs.executor import Executor, ExecutorError, Sweep, check_executor
+from profiling.jobs.launcher import Stopped as _Stopped
+from profiling.jobs.launcher import install_signal_handlers as _install_signal_handlers
+from profiling.jobs.launcher import readable
+from profiling.jobs.launcher import restore_signal_handlers as _restore_signal_handlers
 from profiling.measure.timing import variant_timing
 from profiling.settings import Settings, SettingsError
 from profiling.store.runs import RunStore, now_iso, process_alive
@@ -45,14 +48,6 @@ Update = Callable[[int | None, dict], None]
 
 class RequestError(UserError):
     """A run request that cannot work; the message is shown to the user as is."""
-
-
-class _Stopped(BaseException):
-    """Raised in the main thread by the SIGTERM/SIGINT handler (BaseException: no ``except Exception`` eats it)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
 
 
 # ---- validation -----------------------------------------------------------------------------------------
@@ -392,38 +387,6 @@ def execute(run_id: str, store: RunStore, on_update: Update | None = None) -> No
 
 class _RunFailed(Exception):
     """The run cannot go on (message already readable)."""
-
-
-def readable(exc: BaseException) -> str:
-    """A one-line reason: the message of errors meant for users, the type and message of anything else."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, UserError):
-        return text
-    if isinstance(exc, MemoryError):
-        return "out of memory"
-    return f"{type(exc).__name__}: {text}"
-
-
-def _install_signal_handlers() -> dict:
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    fired: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if fired:  # a second signal during the clean-up is ignored; the first one is being handled
-            return
-        fired.append(signum)
-        raise _Stopped(signum)
-
-    previous = {}
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        previous[sig] = signal.signal(sig, handler)
-    return previous
-
-
-def _restore_signal_handlers(previous: dict) -> None:
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
 
 
 class _exclusive:
