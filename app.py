@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import auth, share, store_health
+from dashboard import auth, build_status, share, store_health
 
 st.set_page_config(page_title="Compression Explorer", page_icon=":material/compress:", layout="wide")
 auth.require_login()  # with an [auth] section in .streamlit/secrets.toml: a login prompt and nothing else
@@ -17,4 +17,6 @@ pg = st.navigation(
     position=share.nav_position(),
 )
 store_health.notice()  # a damaged store moved aside and recovered: said once per session, on any page
+if not share.shared_view():
+    build_status.status_box()  # the default classifiers' build while it runs or after it failed, on every page
 pg.run()
