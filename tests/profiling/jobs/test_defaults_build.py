@@ -127,3 +127,33 @@ def test_start_background_starts_nothing_when_built_running_or_read_only(data, m
     mark_built(data)
     assert defaults_build.start_background()["started"] is False
     assert not (data / "setup-status.json").exists()  # nothing started, nothing written
+
+
+def test_cli_setup_background_says_why_nothing_started_and_refuses_read_only(data, monkeypatch, capsys):
+    from profiling import cli
+
+    with file_lock(data / defaults_build.LOCK_FILE):
+        assert cli.main(["setup", "--background"]) == 0
+    assert "not started: a build is already running" in capsys.readouterr().out
+    monkeypatch.setenv("COMPRESSION_READ_ONLY", "1")
+    assert cli.main(["setup", "--background"]) == cli.EXIT_BAD_INPUT
+    assert "read-only" in capsys.readouterr().err
+
+
+def test_cli_setup_waits_for_a_running_build_then_builds_nothing(data, monkeypatch, capsys):
+    from profiling import cli
+
+    def build_elsewhere():
+        with file_lock(data / defaults_build.LOCK_FILE):
+            time.sleep(0.5)
+            mark_built(data)
+
+    other = threading.Thread(target=build_elsewhere)
+    other.start()
+    time.sleep(0.1)
+    monkeypatch.setattr(defaults_build, "setup_defaults", lambda progress=None: pytest.fail("built twice"))
+    assert cli.main(["setup", "--plain"]) == 0
+    other.join()
+    out = capsys.readouterr().out
+    assert "waiting for it to finish" in out
+    assert "default-movie-reviews" in out and "default-tweets" in out
