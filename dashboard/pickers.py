@@ -39,8 +39,9 @@ def model_picker() -> tuple[str | None, list[str]]:
             options,
             key="model_default",
             format_func=lambda s: _default_label(s, build),
-            help="'default' picks the bundled classifier fine-tuned for the chosen dataset (built once on first "
-            "use, a few minutes, then cached).",
+            help="'default' picks the bundled classifier fine-tuned for the chosen dataset (built once, then "
+            "cached: `make run` builds both in the background while the page is up; a run on one not built yet "
+            "builds it first).",
         )
         st.caption(choices.get(spec, ""))
         return spec, []
