@@ -20,6 +20,9 @@ REFRESH_S = 2.0
 MEANWHILE = ("Meanwhile you can launch runs on an **architecture preset** (random weights: size, memory and speed "
              "need no build), import a run bundle or browse past runs on **History**, and open the **Demo** page.")
 
+SHARED_CPU = ("A run launched now shares the CPU with this build: its latency figures come out slower and noisier "
+              "than on an otherwise idle machine (its intervals show it); re-run the ones that matter afterwards.")
+
 
 def status() -> dict[str, Any]:
     """The build's state (profiling.jobs.defaults_build.read_status); a damaged status file never breaks a page."""
@@ -65,7 +68,7 @@ def draw_running(s: dict[str, Any]) -> None:
     eta = s.get("eta_s")
     when = f" · about {_duration(eta)} left" if isinstance(eta, (int, float)) else ""
     st.progress(frac, text=f"{frac:.0%} · {s.get('stage') or 'starting'}{when}")
-    st.caption(f"{_ready_text(s.get('ready') or {})} {MEANWHILE}")
+    st.caption(f"{_ready_text(s.get('ready') or {})} {MEANWHILE} {SHARED_CPU}")
     if s.get("log"):
         with st.expander("Build log"):
             st.code("\n".join(s["log"]), language=None)
