@@ -4,7 +4,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import auth, share, store_health
+from dashboard import auth, build_status, share, store_health
 
 ICON = Path(__file__).parent / "dashboard" / "assets" / "icon.png"  # served by the app: a demo room may be offline
 
@@ -21,4 +21,6 @@ pg = st.navigation(
     position=share.nav_position(),
 )
 store_health.notice()  # a damaged store moved aside and recovered: said once per session, on any page
+if not share.shared_view():
+    build_status.status_box()  # the default classifiers' build while it runs or after it failed, on every page
 pg.run()

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import state
+from dashboard import build_status, state
 from dashboard.guard import problem
 from dashboard.upload import upload_picker
 from profiling.inputs.models import is_hub_id
@@ -33,13 +33,15 @@ def model_picker() -> tuple[str | None, list[str]]:
     )
     if source == SOURCES[0]:
         options = [s for s in choices if s == "default" or s.startswith("default:")] or ["default"]
+        build = build_status.status()
         spec = st.selectbox(
             "Classifier",
             options,
             key="model_default",
-            format_func=lambda s: "default: the classifier for the chosen dataset" if s == "default" else s,
-            help="'default' picks the bundled classifier fine-tuned for the chosen dataset (built once on first "
-            "use, a few minutes, then cached).",
+            format_func=lambda s: _default_label(s, build),
+            help="'default' picks the bundled classifier fine-tuned for the chosen dataset (built once, then "
+            "cached: `make run` builds both in the background while the page is up; a run on one not built yet "
+            "builds it first).",
         )
         st.caption(choices.get(spec, ""))
         return spec, []
@@ -76,6 +78,43 @@ def model_picker() -> tuple[str | None, list[str]]:
     if model_roots() is not None:  # a shared deployment: say which folders are accepted before any is typed
         st.caption(f"On this server {describe_roots()}.")
     return _check_folder(folder)
+
+
+def _default_label(spec: str, build: dict[str, Any]) -> str:
+    """The classifier's option text, marked while it is not built yet."""
+    if spec == "default":
+        return "default: the classifier for the chosen dataset"
+    ready = (build.get("ready") or {}).get(spec.removeprefix("default:"))
+    if ready is None or ready.get("model"):
+        return spec
+    return f"{spec} (being built in the background)" if build.get("state") == "running" else f"{spec} (not built yet)"
+
+
+def default_classifier_problem(model: str | None, dataset: dict[str, Any] | None) -> list[str]:
+    """A default classifier that is still being built blocks the launch with a clear message (not a failed run);
+    one that is not built and not being built is built by the run itself, which is said here."""
+    if not model or not (model == "default" or model.startswith("default:")):
+        return []
+    if model == "default":
+        if not dataset or dataset.get("kind") != "bundled":
+            return []  # a CSV: the run fine-tunes a classifier on its train split
+        name = str(dataset.get("name"))
+    else:
+        name = model.removeprefix("default:")
+    build = build_status.status()
+    ready = (build.get("ready") or {}).get(name)
+    if ready is None or ready.get("model"):
+        return []
+    if build.get("state") == "running":
+        frac = min(max(float(build.get("fraction") or 0.0), 0.0), 1.0)
+        return problem(
+            f"The default classifier for {name} is still being built in the background ({frac:.0%} of the whole "
+            "build done, see the box at the top). Launch becomes available when it is ready; meanwhile pick an "
+            "architecture preset, or look at History or the Demo page.",
+            missing=True,
+        )
+    st.caption(f"The default classifier for {name} is not built yet: this run builds it first (once, then cached).")
+    return []
 
 
 def _check_hub_id(hub_id: str) -> tuple[str | None, list[str]]:
@@ -132,7 +171,11 @@ def _check_folder(folder: str) -> tuple[str | None, list[str]]:
 def dataset_picker() -> tuple[dict[str, Any] | None, list[str]]:
     """The dataset spec for the request, and the problems that block a launch."""
     bundled = state.bundled_datasets()
+    build = build_status.status()
     labels = {name: f"Bundled: {name}" for name in bundled}
+    for name, ready in (build.get("ready") or {}).items():
+        if name in labels and not ready.get("dataset"):
+            labels[name] += " (downloading)" if build.get("state") == "running" else " (downloaded on first use)"
     options = [*bundled, "upload"]
     choice = st.radio(
         "Labeled dataset",
@@ -152,9 +195,48 @@ def dataset_picker() -> tuple[dict[str, Any] | None, list[str]]:
 # ---- measurement settings -------------------------------------------------------------------------------
 
 
+PROTOCOL_LABELS = {"thorough": "Thorough", "quick": "Quick"}
+
+
+def protocol_picker() -> dict[str, int]:
+    """The latency protocol (profiling.settings.PROTOCOLS): its values of the settings that decide how long each
+    latency figure is timed. Choosing one resets those inputs to its values; they stay editable."""
+    from profiling.settings import PROTOCOL_META, PROTOCOLS, Settings
+
+    names = [n for n in PROTOCOL_LABELS if n in PROTOCOLS] + sorted(set(PROTOCOLS) - set(PROTOCOL_LABELS))
+    labels = Settings.labels()
+
+    forms = {"repeats": "at least {} repeats", "ci_target_pct": "interval target \u00b1 {} %",
+             "latency_budget_s": "extra-repeat budget {} s"}
+
+    def values(name: str) -> str:
+        return ", ".join(forms.get(k, labels[k] + " {}").format(v) for k, v in PROTOCOLS[name].items())
+
+    def reset_inputs() -> None:  # the protocol's values replace what the inputs hold (their defaults follow it)
+        for key in {k for p in PROTOCOLS.values() for k in p}:
+            st.session_state.pop(f"set_{key}", None)
+
+    choice = st.radio(
+        PROTOCOL_META["label"],
+        names,
+        index=names.index(PROTOCOL_META["default"]),
+        key="latency_protocol",
+        horizontal=True,
+        format_func=lambda n: PROTOCOL_LABELS.get(n, n),
+        on_change=reset_inputs,
+        help="How long each latency figure is timed: at least the minimum repeats, then more until the median's "
+        "95 % bootstrap interval is within the target, or until the variant's extra-repeat budget is spent. "
+        + " ".join(f"{PROTOCOL_LABELS.get(n, n)}: {values(n)}." for n in names)
+        + " Quick gives every variant a first figure sooner, with wider intervals. Choosing one sets those inputs "
+        "below; they stay editable.",
+    )
+    return dict(PROTOCOLS[choice])
+
+
 def settings_picker() -> dict[str, int]:
     """Threads, batch size, repeats, evaluation sample size; warm-up and seed under "more" (help text on each)."""
     d, limits, helps = state.default_settings(), state.setting_limits(), state.setting_help()
+    d = {**d, **protocol_picker()}  # the latency protocol's repeats, interval target and budget
     cores = os.cpu_count() or 1
     labels = {
         "threads": "Threads",

@@ -199,6 +199,7 @@ def setup_form() -> None:
     model, model_errors = pickers.model_picker()
     st.markdown("#### 2 · Labeled data")
     dataset, data_errors = pickers.dataset_picker()
+    data_errors = data_errors + pickers.default_classifier_problem(model, dataset)
     st.markdown("#### 3 · Techniques")
     hardware.render()  # this CPU's instruction sets; the picker warns under techniques it cannot speed up
     variants, tech_errors = technique_picker.technique_picker(model)

@@ -115,7 +115,12 @@ def _parser() -> argparse.ArgumentParser:
                           "bundles into profiling/demo_runs/ (what the Demo page shows on a fresh machine)")
     demo.add_argument("--scenario", action="append", help="a scenario's short name (default: every shipped one)")
     demo.add_argument("--folder", help="where to write the bundles (default: profiling/demo_runs/)")
-    sub.add_parser("setup", help="download the bundled datasets and build the default classifiers (cached)")
+    setup = sub.add_parser("setup", help="download the bundled datasets and build the default classifiers (cached; "
+                           "one build at a time: a second setup waits for the first)")
+    setup.add_argument("--background", action="store_true",
+                       help="start the build as a detached process and return at once (its progress goes to "
+                            "setup-status.json in the data folder, which the dashboard shows)")
+    setup.add_argument("--plain", action="store_true", help="progress as plain log lines instead of a bar")
     sub.add_parser("techniques", help="list the techniques, their options and the presets")
     from profiling.jobs.sweep import add_parser as add_sweep_parser
 
@@ -446,24 +451,55 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from profiling.jobs import defaults_build
 
-    from profiling.inputs.finetune import setup_defaults
+    if getattr(args, "background", False):
+        started = defaults_build.start_background()
+        if started["started"]:
+            print(f"building the default classifiers in the background (process {started['pid']}); "
+                  f"progress: {defaults_build.status_path()}, log: {defaults_build.log_path()}")
+        else:
+            print(f"not started: {started['why']}")
+        return 0
 
-    bar = tqdm(total=100, desc="setup", bar_format="{desc} {percentage:3.0f}%|{bar:24}| {elapsed} {postfix}")
+    def waiting() -> None:
+        print("another setup is building the default classifiers; waiting for it to finish", flush=True)
 
-    def progress(frac: float, msg: str) -> None:
-        bar.n = max(0, min(100, int(100 * frac)))
-        bar.set_postfix_str(msg[:60], refresh=False)
-        bar.refresh()
+    if getattr(args, "plain", False):
+        result = defaults_build.run_setup(progress=_plain_progress(), on_wait=waiting)
+    else:
+        from tqdm import tqdm
 
-    try:
-        result = setup_defaults(progress=progress)
-    finally:
-        bar.close()
+        bar = tqdm(total=100, desc="setup", bar_format="{desc} {percentage:3.0f}%|{bar:24}| {elapsed} {postfix}")
+
+        def progress(frac: float, msg: str) -> None:
+            bar.n = max(0, min(100, int(100 * frac)))
+            bar.set_postfix_str(msg[:60], refresh=False)
+            bar.refresh()
+
+        try:
+            result = defaults_build.run_setup(progress=progress, on_wait=waiting)
+        finally:
+            bar.close()
     for name, art in (result or {}).items():
         print(f"{name}: {getattr(art, 'path', art)}")
     return 0
+
+
+def _plain_progress(every_s: float = 15.0):
+    """A progress callback printing one line per stage, and the current line at most every ``every_s`` seconds."""
+    import re
+    import time
+
+    last = {"kind": None, "t": 0.0}
+
+    def report(frac: float, msg: str) -> None:
+        kind, now = re.sub(r"[0-9.]+", "#", msg.split(":", 1)[0]), time.monotonic()
+        if kind != last["kind"] or now - last["t"] >= every_s:
+            last.update(kind=kind, t=now)
+            print(f"[{100 * frac:3.0f}%] {msg}", flush=True)
+
+    return report
 
 
 def cmd_techniques(args: argparse.Namespace) -> int:
