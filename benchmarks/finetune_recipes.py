@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from profiling import paths  # noqa: E402
-from profiling.inputs import finetune  # noqa: E402
-from profiling.inputs.datasets import load_dataset  # noqa: E402
+from profiling import paths
+from profiling.inputs import finetune
+from profiling.inputs.datasets import load_dataset
 
 # name -> overrides: max_train (train texts), epochs, lr (peak learning rate), max_length (tokens)
 RECIPES: dict[str, dict] = {

@@ -28,7 +28,7 @@ def status() -> dict[str, Any]:
     """The build's state (profiling.jobs.defaults_build.read_status); a damaged status file never breaks a page."""
     try:
         return defaults_build.read_status()
-    except Exception:  # noqa: BLE001 - the box is an aside: log, and draw the page without it
+    except Exception:
         log.exception("could not read the default-classifier build status")
         return {"state": "unknown", "ready": {}}
 
@@ -126,5 +126,5 @@ def _ready_text(ready: dict[str, dict[str, bool]]) -> str:
 
 
 def _duration(seconds: float) -> str:
-    secs = max(0, int(round(seconds)))
+    secs = max(0, round(seconds))
     return f"{secs // 60} min {secs % 60:02d} s" if secs >= 60 else f"{secs} s"
