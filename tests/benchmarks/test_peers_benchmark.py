@@ -107,3 +107,17 @@ def test_failed_peers_are_left_out_and_no_peer_means_no_ratios():
     assert list(r["agreement"]) == ["openvino + nncf int8"]
     none = peers.ratio_figures({peers.ENGINE_BEST: _row(8, 40, 20, 0.99)}, WORKLOADS)
     assert "error" in none and peers.targets(none, WORKLOADS[:2], WORKLOADS[2]) == {}
+
+
+def test_the_engines_best_is_its_int8_variant_fastest_at_batch_8():
+    ov = "engine openvino>openvino-int8"
+    assert ov in peers.ENGINE_INT8
+    rows = {peers.ENGINE_BEST: _row(8, 40, 20, 0.99), ov: _row(9, 30, 25, 0.995),
+            "openvino + nncf int8": _row(9, 32, 24, 0.995)}
+    assert peers.choose_engine_best(rows, "fixed 8x128") == ov
+    r = peers.ratio_figures(rows, WORKLOADS)
+    assert r["fixed 8x128"]["engine_over_fastest_peer"] == pytest.approx(30 / 32)
+    assert r["fixed 1x128"]["engine_over_fastest_peer"] == pytest.approx(9 / 9)  # one variant for every workload
+    assert r["agreement"]["openvino + nncf int8"]["engine_ge_peer"]
+    rows[ov]["error"] = "build failed: x"  # a failed candidate is never the best
+    assert peers.choose_engine_best(rows, "fixed 8x128") == peers.ENGINE_BEST
