@@ -46,7 +46,7 @@ class QatConfig(TechniqueConfig):
     produces: ClassVar[str] = "hf"
     needs_train_data: ClassVar[bool] = True
     warning: ClassVar[str | None] = (
-        "Trains a model: about a minute for 200 steps of MiniLM on 2 idle cores, longer when busy. Follow it with "
+        "Trains a model: takes minutes on CPU (one forward and backward pass per step, capped by steps). Follow it with "
         "the int8 step it targets: by itself it is a float32 model with rounded weights."
     )
 

@@ -181,7 +181,7 @@ def render() -> None:
         st.warning(f"Job {wanted} is not in the store (deleted?).")
     maps = sensitivity.stored_maps(store)
     if not maps:
-        st.info("No map computed yet: choose a technique and press 'Compute the map' (about half a minute).")
+        st.info("No map computed yet: choose a technique and press 'Compute the map' (it runs in the background; the time grows with the number of layers and examples).")
         return
     ids = [m["id"] for m in maps]
     chosen = st.selectbox("Stored maps", ids, index=ids.index(wanted) if wanted in ids else 0,

@@ -11,7 +11,7 @@ from compression.registry import REGISTRY
 
 MEASURED = re.compile(
     r"\d\s?ms\b|measured (here|on (this|the default|minilm|roberta))|on this CPU|\bhere\b.*\bMiB\b|\d+(\.\d+)?\s?x (faster|slower)|~\d+(\.\d+)?x\b"
-    r"|\d+(\.\d+)?\s?(MiB|GiB) (vs|->)",
+    r"|\d+(\.\d+)?\s?(MiB|GiB) (vs|->)|\bon \d+ (idle |busy )?cores\b|\bfor \d+ steps of\b",
     re.IGNORECASE,
 )
 
@@ -33,4 +33,5 @@ def test_the_pattern_catches_a_baked_figure():
     assert MEASURED.search("MiniLM batch 8 took 983-1423 ms vs 116-165 ms in float32")
     assert MEASURED.search("measured here, ~8.5x slower")
     assert MEASURED.search("signed int8 weights ran 1.7x faster than unsigned ones")
+    assert MEASURED.search("about a minute for 200 steps of MiniLM on 2 idle cores")
     assert not MEASURED.search("prunes 50 % of the heads; the run's latency shows what it does")
