@@ -348,7 +348,7 @@ def run_model(label: str, spec: str, args, settings: dict, cpu: CpuInfo, data) -
     candidates: dict[str, dict] = {ORIGINAL: {"path": str(base.path)}}
     builders = [
         ("engine onnx (fp32)", lambda: _engine(base, "onnx")),
-        *((name, lambda chain=chain: _engine(base, chain)) for name, chain in ENGINE_INT8.items()),
+        *((name, lambda chain=chain: _engine(base, chain, data, settings)) for name, chain in ENGINE_INT8.items()),
         (f"optimum O2 + int8 ({optimum_preset(cpu)})",
          lambda: build_optimum(base, work, optimum_preset(cpu), args.rebuild)),
         ("openvino + nncf int8",
@@ -399,10 +399,14 @@ def run_model(label: str, spec: str, args, settings: dict, cpu: CpuInfo, data) -
     return entry
 
 
-def _engine(base, chain: str) -> dict:
-    from compression.registry import apply_chain, parse_spec
+def _engine(base, chain: str, data=None, settings: dict | None = None) -> dict:
+    """The engine's own chain, built as a run builds it (calibrating steps see the train split only)."""
+    from compression.registry import Context, apply_chain, parse_spec
 
-    art = apply_chain(base, [parse_spec(s) for s in chain.split(">")], paths.artifacts_dir())
+    ctx = None if data is None else Context(
+        train_texts=data.train_texts, train_labels=data.train_labels, label_names=data.label_names,
+        seed=(settings or {}).get("seed", 0), threads=(settings or {}).get("threads", 2))
+    art = apply_chain(base, [parse_spec(s) for s in chain.split(">")], paths.artifacts_dir(), ctx)
     recipe = {k: v for k, v in art.meta.items() if any(w in k for w in ("quant", "recipe", "int8", "weight_type",
                                                                        "per_channel", "reduce_range"))}
     return {"path": str(art.path), "lineage": list(art.lineage), "meta": recipe}
