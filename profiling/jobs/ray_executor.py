@@ -165,9 +165,12 @@ class _Drive:
                 pending[ref] = v
             self._where(len(pending))
             self._follow(pending, progress)
-        except BaseException:  # a stop (SIGTERM), a failed original, a bug: no task keeps measuring
+        except BaseException as exc:  # a stop (SIGTERM), a failed original, a bug: no task keeps measuring
             for ref in pending:
                 ray.cancel(ref, force=True)
+            stop = signal_inside(exc)
+            if stop is not None and stop is not exc:
+                raise stop from None
             raise
         finally:
             Path(probe["path"]).unlink(missing_ok=True)
@@ -598,3 +601,18 @@ class _build_lock:
     def __exit__(self, *exc: object) -> None:
         if self.lock is not None:
             self.lock.__exit__(*exc)
+
+
+def signal_inside(exc: BaseException) -> BaseException | None:
+    """The stop signal's exception (launcher.Stopped) behind ``exc``, if any. A SIGTERM that arrives while the driver
+    waits inside Ray's Cython code (``ray.wait``) surfaces as a SystemError ("returned a result with an exception
+    set") whose context is the Stopped raised by the signal handler: the run must still read "stopped by signal"."""
+    from profiling.jobs.launcher import Stopped
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Stopped):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None

@@ -259,3 +259,19 @@ def test_a_node_dying_mid_variant_fails_that_variant_only(cluster, engine_env, t
     assert v["Original"]["status"] == "done" and v["onnx"]["status"] == "done"
     assert v["onnx"]["metrics"]["node"]["node_id"] != victim.node_id  # the rest ran on the node left
     assert v["onnx"]["metrics"]["agreement"] >= 0.9
+
+
+def test_a_stop_signal_inside_ray_code_still_reads_as_a_stop():
+    from profiling.jobs.launcher import Stopped
+    from profiling.jobs.ray_executor import signal_inside
+
+    stop = Stopped(15)
+    try:
+        try:
+            raise stop
+        except Stopped:
+            raise SystemError("<cyfunction CoreWorker.wait> returned a result with an exception set")
+    except SystemError as wrapped:
+        assert signal_inside(wrapped) is stop
+    assert signal_inside(stop) is stop
+    assert signal_inside(RuntimeError("a bug")) is None
