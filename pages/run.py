@@ -129,30 +129,16 @@ def draw_run(store: Any, run: dict) -> None:
 
 
 def stop_run(store: Any, run_id: str) -> None:
-    """Ask the run's process to stop (SIGTERM: the runner marks the run failed with the reason and exits).
+    """Ask the run's process to stop (profiling.jobs.runner.stop: SIGTERM only to a process whose command line
+    names the run, so a reused pid is never signalled; a queued run with no process yet is marked failed)."""
+    from profiling.jobs import runner
 
-    The process is checked to be this run's runner (its command line names the run id), so a reused pid is never
-    signalled. A queued run that has no process yet is marked failed directly."""
-    import signal
-
-    import psutil
-
-    run = store.get_run(run_id)
-    if run is None or run["status"] not in ACTIVE:
-        return
-    if not run.get("pid"):
-        store.fail_run(run_id, "stopped by the user before it started")
-        return
     try:
-        proc = psutil.Process(run["pid"])
-        if run_id not in " ".join(proc.cmdline()):
-            raise psutil.NoSuchProcess(run["pid"])
-        proc.send_signal(signal.SIGTERM)
-        log.info("sent SIGTERM to run %s (process %d)", run_id, run["pid"])
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        store.reap_dead_runs()
-    except psutil.AccessDenied:
-        st.session_state["stop_problem"] = f"Not allowed to stop process {run['pid']} of run {run_id}."
+        if runner.stop(run_id, store.path):
+            log.info("stop requested for run %s", run_id)
+    except PermissionError:
+        run = store.get_run(run_id) or {}
+        st.session_state["stop_problem"] = f"Not allowed to stop process {run.get('pid')} of run {run_id}."
 
 
 def progress_table(variants: list[dict]) -> None:
