@@ -129,7 +129,6 @@ class _Drive:
     def __init__(self, ray: Any, address: str, sweep: Sweep):
         self.ray, self.address, self.sweep = ray, address, sweep
         self.rep, self.store, self.run_id = sweep.rep, sweep.store, sweep.run_id
-        self.live: dict[int, dict[str, bool]] = {}
         self.node_of: dict[int, dict] = {}  # the node a running variant announced
         self.held: dict[int, tuple[dict, dict]] = {}  # finished before the original: (variant, outcome)
         self.finished: dict[int, dict] = {}  # idx -> node info of variants measured
@@ -151,7 +150,9 @@ class _Drive:
                                "(start them with --num-cpus N)")
         probe = _write_probe(self.run_id)
         self._record_cluster(nodes, cpus)
-        progress = ray.remote(ProgressLog).options(num_cpus=0, max_concurrency=4, scheduling_strategy=_here(ray)).remote()
+        # One thread: Ray runs a single-threaded actor's calls from one submitter in the order they were sent, so a
+        # task's progress and phase marks arrive in order (a threaded actor may run them out of order).
+        progress = ray.remote(ProgressLog).options(num_cpus=0, scheduling_strategy=_here(ray)).remote()
         task = ray.remote(num_cpus=cpus, resources={BENCH_RESOURCE: 1}, max_calls=1, max_retries=0,
                           retry_exceptions=False)(measure_on_node)
         data_ref = ray.put(sweep.data)
@@ -159,7 +160,6 @@ class _Drive:
         pending = {}
         try:
             for v in sweep.variants:
-                self.live[v["idx"]] = {"samples": False, "phases": False}
                 ref = task.remote(v, sweep.base, data_ref, settings, sweep.eval_texts, sweep.latency_texts,
                                   progress, probe)
                 pending[ref] = v
@@ -261,8 +261,6 @@ class _Drive:
                     self.rep.variant(idx, **payload)
             elif kind == "timeline":
                 samples, phases = payload
-                self.live[idx]["samples"] |= bool(samples)
-                self.live[idx]["phases"] |= bool(phases)
                 self.store.append_timeline(self.run_id, idx, samples, phases)
 
     def _finish(self, v: dict, out: dict, original_preds: list[int] | None) -> list[int] | None:
@@ -273,10 +271,8 @@ class _Drive:
 
         idx, rep = v["idx"], self.rep
         node = out.get("node") or self.node_of.get(idx)
-        live = self.live.get(idx, {})
-        missing_samples = [] if live.get("samples") else list(out.get("samples") or [])
-        missing_phases = [] if live.get("phases") else list(out.get("phases") or [])
-        self.store.append_timeline(self.run_id, idx, missing_samples, missing_phases)
+        if out.get("samples") or out.get("phases"):  # the task's whole record replaces the live preview
+            self.store.replace_timeline(self.run_id, idx, out.get("samples") or [], out.get("phases") or [])
         extra: dict[str, Any] = {}
         if node:
             extra["node"] = node
@@ -388,15 +384,12 @@ class ProgressLog:
 
     def __init__(self) -> None:
         self.events: list = []
-        self.lock = threading.Lock()
 
     def put(self, events: list) -> None:
-        with self.lock:
-            self.events.extend(events)
+        self.events.extend(events)
 
     def drain(self) -> list:
-        with self.lock:
-            out, self.events = self.events, []
+        out, self.events = self.events, []
         return out
 
 

@@ -762,6 +762,20 @@ class RunStore:
             (run_id, idx, run_id, idx, _dumps(t), _dumps(mib), _dumps(ph)),
         )])
 
+    def replace_timeline(self, run_id: str, idx: int, samples: Sequence[Sequence[float]],
+                         phases: Sequence[Sequence[Any]]) -> None:
+        """Make the variant's timeline exactly these samples and phase marks (one transaction): what was streamed
+        live is only a preview, and a complete record from the measurement replaces it."""
+        check_writable("record run progress")
+        t = [float(s[0]) for s in samples]
+        mib = [float(s[1]) for s in samples]
+        ph = [[str(p[0]), float(p[1])] for p in phases]
+        self._write([
+            ("DELETE FROM timeline WHERE run_id=? AND idx=?", (run_id, idx)),
+            ("INSERT INTO timeline(run_id, idx, seq, t, mib, phases) VALUES (?, ?, 0, ?, ?, ?)",
+             (run_id, idx, _dumps(t), _dumps(mib), _dumps(ph))),
+        ])
+
     def timeline(self, run_id: str, idx: int) -> dict:
         """The variant's whole RSS timeline; an unreadable chunk is skipped with a warning."""
         out: dict[str, list] = {"t": [], "mib": [], "phases": []}

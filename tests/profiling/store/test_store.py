@@ -72,6 +72,11 @@ def test_round_trip(store):
         "phases": [["import", 0.0], ["load", 0.09]],
     }
     assert store.timeline(run_id, 0) == {"t": [], "mib": [], "phases": []}
+    store.append_timeline(run_id, 0, [(0.0, 5.0)], [("load", 0.0)])  # a live preview, out of order
+    store.replace_timeline(run_id, 0, [(0.0, 5.0), (0.05, 6.0)], [("import", 0.0), ("load", 0.01), ("done", 0.05)])
+    assert store.timeline(run_id, 0) == {"t": [0.0, 0.05], "mib": [5.0, 6.0],
+                                         "phases": [["import", 0.0], ["load", 0.01], ["done", 0.05]]}
+    assert store.timeline(run_id, 1)["t"] == [0.0, 0.05, 0.1]  # another variant's is untouched
     assert store.examples(run_id) == {"texts": ["good", "bad"], "labels": [1, 0], "label_names": ["neg", "pos"]}
     assert store.predictions(run_id, 1) == {"preds": [1, 1], "probs": [[0.2, 0.8], [0.4, 0.6]]}
     assert store.predictions(run_id, 0) is None
