@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compression.artifact import Artifact, copy_tokenizer
+from compression.cpu import CpuInfo, detect
+from compression.int8_recipe import AUTO, int16_pairs, kernel_path
 from compression.onnx_static_int8 import MAX_EXAMPLES, calibration_sample
 from compression.openvino_export import LOW_PRECISION, MODEL_XML, ir_stats
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("ptq", "weights")
 PRESETS = ("mixed", "performance")
-OVERFLOW_FIXES = ("enable", "first_layer", "disable")
+OVERFLOW_FIXES = ("enable", "first_layer", "disable")  # what NNCF takes; the config also takes "auto"
 INT8_TYPES = ("i8", "u8")
 
 
@@ -44,8 +46,9 @@ class OpenVinoInt8Config(TechniqueConfig):
     warning: ClassVar[str | None] = (
         "The ptq speed-up depends on the CPU: int8 dot-product instructions (AVX512-VNNI, AVX-VNNI, AMX) gain most. "
         "Without them, products of unsigned 8-bit activations and signed 8-bit weights are summed in pairs in 16 bits "
-        "and can saturate; the default overflow_fix=enable avoids that on every CPU by keeping weights to 7 bits, at "
-        "the cost of one bit of weight precision. Fixed activation ranges clip outliers the calibration sample did "
+        "and can saturate; the default overflow_fix=auto avoids that on such CPUs by keeping weights to 7 bits, at "
+        "the cost of one bit of weight precision, and keeps NNCF's 8-bit weights where VNNI or AMX accumulate in 32 "
+        "bits. Fixed activation ranges clip outliers the calibration sample did "
         "not show. mode=weights adds a decompression step to every MatMul and need not be faster than float32; the "
         "engine keeps its activations float32 on every CPU (OpenVINO would otherwise quantize them on the fly on "
         "some CPUs)."
@@ -77,14 +80,15 @@ class OpenVinoInt8Config(TechniqueConfig):
         },
     )
     overflow_fix: str = field(
-        default="enable",
+        default=AUTO,
         metadata={
             "help": "ptq only. CPUs without VNNI multiply unsigned 8-bit activations by signed 8-bit weights in pairs "
-            "summed in 16 bits, which can saturate. enable: 7-bit weights in every layer, so no CPU saturates and the "
-            "same artifact computes the same integers on every CPU; first_layer (NNCF's default): 7-bit weights in the "
-            "first layer only, 8-bit elsewhere, more precise on VNNI/AMX CPUs, saturating elsewhere; disable: 8-bit "
-            "weights everywhere.",
-            "choices": list(OVERFLOW_FIXES),
+            "summed in 16 bits, which can saturate. auto: the detected CPU's choice, first_layer with VNNI or AMX "
+            "(32-bit sums: nothing saturates), enable without; enable: 7-bit weights in every layer, so no CPU "
+            "saturates and the same artifact computes the same integers on every CPU; first_layer (NNCF's "
+            "default): 7-bit weights in the first layer only, 8-bit elsewhere, more precise on VNNI/AMX CPUs, "
+            "saturating elsewhere; disable: 8-bit weights everywhere.",
+            "choices": [AUTO, *OVERFLOW_FIXES],
         },
     )
     seed: int = field(default=0, metadata={"help": "Seed of the calibration sample (ptq only)."})
@@ -94,8 +98,9 @@ class OpenVinoInt8Config(TechniqueConfig):
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r}")
-        if self.overflow_fix not in OVERFLOW_FIXES:
-            raise ValueError(f"overflow_fix must be one of {', '.join(OVERFLOW_FIXES)}, got {self.overflow_fix!r}")
+        if self.overflow_fix not in (AUTO, *OVERFLOW_FIXES):
+            raise ValueError(f"overflow_fix must be one of auto, {', '.join(OVERFLOW_FIXES)}, "
+                             f"got {self.overflow_fix!r}")
         for name in ("examples", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -105,6 +110,27 @@ class OpenVinoInt8Config(TechniqueConfig):
 
     def uses_train_data(self) -> bool:
         return self.mode == "ptq"
+
+    def resolved_overflow_fix(self, cpu: CpuInfo | None = None) -> tuple[str, str]:
+        """(the overflow fix NNCF gets on ``cpu``, this machine's by default; why)."""
+        if self.overflow_fix != AUTO:
+            return self.overflow_fix, "set in the technique's options"
+        return overflow_fix_for(cpu or detect())
+
+    def saturation_warning(self, cpu: CpuInfo) -> str | None:
+        """A warning when the chosen overflow fix leaves 8-bit weights on a CPU whose int8 kernel saturates."""
+        fix = self.resolved_overflow_fix(cpu)[0]
+        kernel = kernel_path(cpu)
+        if self.mode != "ptq" or fix == "enable" or not int16_pairs(kernel):
+            return None
+        where = "after the first layer" if fix == "first_layer" else "in every layer"
+        return (f"overflow_fix={fix} keeps 8-bit weights {where} on a CPU without VNNI ({kernel}): OpenVINO's int8 "
+                "kernel adds product pairs into saturating int16 here, so logits can move far more than int8 "
+                "rounding explains; leave overflow_fix on auto")
+
+    def build_salt(self) -> str:
+        """The resolved overflow fix (ptq only), so an IR quantized for another CPU's choice is never reused."""
+        return f"overflow_fix={self.resolved_overflow_fix()[0]}" if self.mode == "ptq" else ""
 
     def check(self, meta: dict) -> None:
         if meta.get("quantized"):
@@ -116,6 +142,18 @@ class OpenVinoInt8Config(TechniqueConfig):
                 "the model was fine-tuned (qat) for ONNX Runtime's int8 grid, which NNCF's does not "
                 "reproduce; use onnx > onnx-int8 after qat"
             )
+
+
+def overflow_fix_for(cpu: CpuInfo) -> tuple[str, str]:
+    """The overflow fix for ``cpu`` and why: OpenVINO's CPU plugin (oneDNN) takes the same int8 kernel family as
+    ONNX Runtime's MLAS (compression.int8_recipe): int32 accumulation with VNNI / AMX, saturating int16 pair sums
+    without."""
+    kernel = kernel_path(cpu)
+    if int16_pairs(kernel):
+        return "enable", (f"{kernel} adds u8 x s8 product pairs into saturating int16: 7-bit weights in every layer "
+                          "keep the sums exact")
+    return "first_layer", (f"{kernel} accumulates u8 x s8 products in int32: NNCF's default (7-bit weights in the "
+                           "first layer only, 8-bit elsewhere) loses no precision to the overflow fix")
 
 
 def _calibration_feeds(src: Artifact, model: Any, sample: list[str]) -> list[dict[str, Any]]:
@@ -178,12 +216,15 @@ def quantize_openvino(src: Artifact, cfg: OpenVinoInt8Config, out_dir: Path, ctx
         sample = calibration_sample(ctx.train_texts, cfg.examples, cfg.seed)
         ctx.progress(0.05, f"tokenizing {len(sample)} training texts for calibration")
         feeds = _calibration_feeds(src, model, sample)
+        overflow_fix, why = cfg.resolved_overflow_fix()
         ctx.progress(0.1, f"calibrating and quantizing with NNCF on {len(sample)} training texts")
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
-            model = _quantize(model, feeds, cfg.preset, cfg.overflow_fix)
+            model = _quantize(model, feeds, cfg.preset, overflow_fix)
         info.update(
             preset=cfg.preset,
-            overflow_fix=cfg.overflow_fix,
+            overflow_fix=overflow_fix,
+            overflow_fix_reason=why,
+            overflow_fix_chosen="cpu" if cfg.overflow_fix == AUTO else "user",
             model_type="transformer",
             target_device="CPU",
             calibration_examples=len(sample),

@@ -70,13 +70,16 @@ def _recipe_advice(technique: str, cpu: CpuInfo, options: Mapping[str, Any] | No
     from compression.int8_recipe import saturation_warning
     from compression.registry import REGISTRY, TechniqueError, config_from_json
 
-    if technique not in REGISTRY or not hasattr(REGISTRY[technique].config_cls, "recipe"):
+    if technique not in REGISTRY:
+        return None
+    cls = REGISTRY[technique].config_cls
+    if not (hasattr(cls, "recipe") or hasattr(cls, "saturation_warning")):
         return None
     try:
         cfg = config_from_json({**(options or {}), "technique": technique})
     except TechniqueError:
         return None
-    warning = saturation_warning(cfg.recipe(cpu))
+    warning = saturation_warning(cfg.recipe(cpu)) if hasattr(cfg, "recipe") else cfg.saturation_warning(cpu)
     return f"This CPU's int8 kernel would saturate with these options: {warning}." if warning else None
 
 
@@ -84,9 +87,14 @@ def recipe_line(cpu: CpuInfo) -> str:
     """Which int8 recipe this CPU gets, in one line (the Run page and the CLI show it)."""
     from compression.int8_recipe import default_recipe
 
+    from compression.openvino_int8 import overflow_fix_for
+
     r = default_recipe(cpu)
     bits = "7-bit" if r.reduce_range else "8-bit"
-    return f"int8 recipe for this CPU: {bits} signed weights ({r.weight_type}, reduce_range={r.reduce_range}), because {r.reason}"
+    fix = overflow_fix_for(cpu)[0]
+    ov_bits = "7-bit weights in every layer" if fix == "enable" else "7-bit weights in the first layer, 8-bit elsewhere"
+    return (f"int8 recipe for this CPU: {bits} signed weights ({r.weight_type}, reduce_range={r.reduce_range}), "
+            f"because {r.reason}; OpenVINO/NNCF int8: overflow_fix={fix} ({ov_bits})")
 
 
 def advice_lines(techniques: list[str], cpu: CpuInfo) -> list[tuple[str, str]]:

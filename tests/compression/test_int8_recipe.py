@@ -109,3 +109,22 @@ def test_cli_advice_names_a_forced_saturating_recipe():
     assert text and "saturating int16" in text
     assert "saturating" not in (advice_for("onnx-int8", vnni, {"reduce_range": "false"}) or "")
     assert "saturating" not in (advice_for("onnx-int8", avx2, {}) or "")
+
+
+@pytest.mark.parametrize(("kind", "fix"), [("avx2", "enable"), ("avx512", "enable"), ("vnni", "first_layer")])
+def test_openvino_overflow_fix_follows_the_cpu_and_salts_the_cache_key(monkeypatch, kind, fix):
+    from compression import openvino_int8
+
+    cpu = recorded(kind)
+    monkeypatch.setattr(openvino_int8, "detect", lambda: cpu)
+    cfg = parse_spec("openvino-int8")
+    assert cfg.spec() == "openvino-int8"  # auto is the default: not shown
+    assert cfg.resolved_overflow_fix()[0] == fix and cfg.build_salt() == f"overflow_fix={fix}"
+    assert parse_spec("openvino-int8:mode=weights").build_salt() == ""  # weight-only: no activations, no fix
+    forced = parse_spec("openvino-int8:overflow_fix=enable")
+    assert forced.resolved_overflow_fix() == ("enable", "set in the technique's options")
+    # NNCF's 8-bit weights are named as saturating only where the kernel sums pairs in int16
+    warning = advice_for("openvino-int8", cpu, {"overflow_fix": "first_layer"})
+    assert (warning is not None and "saturating int16" in warning) == (kind != "vnni")
+    assert "saturat" not in str(advice_for("openvino-int8", cpu, {"overflow_fix": "enable"}))
+    assert "saturat" not in str(advice_for("openvino-int8", cpu, {}))  # auto never saturates

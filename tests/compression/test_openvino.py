@@ -10,7 +10,9 @@ import pytest
 
 from compression import TechniqueError, apply, apply_chain, check_chain, parse_spec
 from compression.onnx_static_int8 import calibration_sample
+from compression.cpu import detect
 from compression.openvino_export import ir_stats
+from compression.openvino_int8 import overflow_fix_for
 from compression.registry import REGISTRY, Context
 from tests.helpers.tiny_models import (
     INT8_MIN_CORR,
@@ -26,13 +28,14 @@ from tests.helpers.toy_data import CALIB_TEXTS, HELD_OUT_TEXTS, calibration_cont
 
 # What int8 guarantees, on any x86 CPU. Each int8 tensor is within half a quantization step of its float value
 # (1/510 of its per-channel or calibrated range), and the CPU does not change those integers: the default
-# overflow_fix=enable keeps MatMul weights to 7 bits, so the 16-bit pair sums of CPUs without VNNI (this AVX2-only
-# machine) cannot saturate and AVX2, AVX-512, VNNI and AMX kernels all compute the same exact int32 sums (checked
-# below on the weights themselves). The float parts run in float32 everywhere (the predictor forces f32 inference
-# precision, so an AMX CPU does not switch them to bf16). The rounding errors of a dozen quantized MatMuls in series
-# compound to a few per cent of the logits on these random tiny models: 15 % bounds that with room; the centered
-# correlation requires the text-to-text variation (small against the logits' common offset) to survive, so a
-# constant output fails. (With 8-bit weights, saturation on AVX2 here moved tiny RoBERTa's logits by about 20 %.)
+# overflow_fix=auto keeps MatMul weights to 7 bits on CPUs without VNNI, so their 16-bit pair sums cannot saturate,
+# and leaves NNCF's 8-bit weights (7-bit in the first layer only) where VNNI / AMX accumulate in int32; either way the
+# int32 sums are exact (the 7-bit bound is checked below on the weights themselves). The float parts run in float32
+# everywhere (the predictor forces f32 inference precision, so an AMX CPU does not switch them to bf16). The rounding
+# errors of a dozen quantized MatMuls in series compound to a few per cent of the logits on these random tiny models:
+# 15 % bounds that with room; the centered correlation requires the text-to-text variation (small against the
+# logits' common offset) to survive, so a constant output fails. (With 8-bit weights, saturation on an AVX2-only CPU
+# moved tiny RoBERTa's logits by about 20 %.)
 PTQ_MAX_REL = 0.15
 # Weight-only int8 has no activation error and decompresses to float32 on every CPU (its IR turns off the plugin's
 # on-the-fly activation quantization): only the weights' half-step rounding remains.
@@ -128,7 +131,8 @@ def test_int8_on_tiny_models(ov_fp32, artifact_cache, model, spec):
         assert stats["ops"]["FakeQuantize"] == info["fake_quantize_ops"] >= ENCODER_LINEARS
         assert int8["i8"]["count"] >= ENCODER_LINEARS and int8["i8"]["bytes"] > 0.2 * fp32_bin
         assert info["calibration_examples"] == 32 and info["calibration_source"] == "train split"
-        assert info["preset"] == "mixed" and info["model_type"] == "transformer" and info["overflow_fix"] == "enable"
+        assert info["preset"] == "mixed" and info["model_type"] == "transformer"
+        assert info["overflow_fix"] == overflow_fix_for(detect())[0] and info["overflow_fix_chosen"] == "cpu"
     else:
         assert not stats["ops"].get("FakeQuantize") and info["fake_quantize_ops"] == 0
         assert int8["u8"]["count"] >= ENCODER_LINEARS and int8["u8"]["bytes"] > 0.2 * fp32_bin
@@ -167,7 +171,8 @@ def _matmul_weights(xml: Path) -> list[np.ndarray]:
 @pytest.mark.parametrize("model", ["bert", "roberta"])
 def test_overflow_fix_keeps_matmul_weights_to_7_bits(ov_fp32, artifact_cache, model):
     fixed = _matmul_weights(
-        apply(ov_fp32[model], parse_spec("openvino-int8:examples=32"), artifact_cache, calibration_context()).path / "model.xml"
+        apply(ov_fp32[model], parse_spec("openvino-int8:examples=32,overflow_fix=enable"), artifact_cache,
+              calibration_context()).path / "model.xml"
     )
     assert len(fixed) >= ENCODER_LINEARS and max(int(np.abs(w.astype(np.int16)).max()) for w in fixed) <= 64
     first = apply(ov_fp32[model], parse_spec("openvino-int8:examples=32,overflow_fix=first_layer"), artifact_cache, calibration_context())
