@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypedDict, TypeVar
 
 
 class RunStatus(enum.StrEnum):
@@ -36,6 +36,90 @@ class VariantStatus(enum.StrEnum):
     PROFILING = "profiling"
     DONE = "done"
     FAILED = "failed"
+
+
+_S = TypeVar("_S", RunStatus, VariantStatus)
+
+
+def status_of(kind: type[_S], value: Any, fallback: _S) -> _S:
+    """``value`` (a status string from the store) as a member of ``kind``; ``fallback`` for anything else (a store
+    written by a future version, a damaged row), so a record never carries a status no page knows."""
+    try:
+        return kind(value)
+    except ValueError:
+        return fallback
+
+
+# ---- the records the store returns (dicts, so pages, bundles and JSON read them as before) ----------------------
+
+
+class RunRecord(TypedDict):
+    """One run (``RunStore.get_run``): its request as launched and the environment it was measured in."""
+
+    id: str
+    created_at: str
+    finished_at: str | None
+    status: RunStatus
+    error: str | None
+    stage: str | None
+    request: dict[str, Any]
+    env: dict[str, Any]
+    pid: int | None
+
+
+class RunSummary(TypedDict):
+    """One line of ``RunStore.list_runs``: what the History page and the run pickers show."""
+
+    id: str
+    created_at: str
+    finished_at: str | None
+    status: RunStatus
+    error: str | None
+    stage: str | None
+    model: str
+    dataset: str
+    techniques: list[str]
+    n_variants: int
+    n_done: int
+    imported: dict[str, Any] | None
+
+
+class VariantRecord(TypedDict):
+    """One variant of a run (``RunStore.variants``); ``metrics`` holds the figures of ``METRICS`` and more."""
+
+    idx: int
+    name: str
+    lineage: list[str]
+    chain: list[dict[str, Any]]
+    status: VariantStatus
+    stage: str | None
+    progress: float
+    error: str | None
+    metrics: dict[str, Any]
+    notes: list[str]
+    artifact: str | None
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobRecord(TypedDict):
+    """One long job besides a run (a sweep or a sensitivity map; ``RunStore.get_job``)."""
+
+    id: str
+    kind: str
+    run_id: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    started_ts: float | None
+    finished_ts: float | None
+    status: RunStatus
+    stage: str | None
+    progress: float
+    error: str | None
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    pid: int | None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from profiling import paths
-from profiling.schema import JobKind, JobStatus, RunStatus, VariantStatus
+from profiling.schema import (
+    JobKind,
+    JobRecord,
+    JobStatus,
+    RunRecord,
+    RunStatus,
+    RunSummary,
+    VariantRecord,
+    VariantStatus,
+    status_of,
+)
 from profiling.store import recovery as store_recovery
 
 log = logging.getLogger(__name__)
@@ -414,17 +424,20 @@ class RunStore:
         self._write(stmts)
         return run_id
 
-    def _run_dict(self, row: sqlite3.Row) -> dict:
+    def _run_dict(self, row: sqlite3.Row) -> RunRecord:
         request, ok_req = _loads(row["request"], {}, f"request of run {row['id']}")
         env, _ = _loads(row["env"], {}, f"environment of run {row['id']}")
         error = row["error"]
         if not ok_req and not error:
             error = UNREADABLE
+        status = status_of(RunStatus, row["status"], RunStatus.FAILED)
+        if status != row["status"] and not error:
+            error = f"unknown status {row['status']!r} (a store written by another version?)"
         return {
             "id": row["id"],
             "created_at": row["created_at"],
             "finished_at": row["finished_at"],
-            "status": row["status"],
+            "status": status,
             "error": error,
             "stage": row["stage"],
             "request": request if isinstance(request, dict) else {},
@@ -432,11 +445,11 @@ class RunStore:
             "pid": row["pid"],
         }
 
-    def get_run(self, run_id: str) -> dict | None:
+    def get_run(self, run_id: str) -> RunRecord | None:
         rows = self._query("SELECT * FROM runs WHERE id=?", (run_id,))
         return self._run_dict(rows[0]) if rows else None
 
-    def list_runs(self) -> list[dict]:
+    def list_runs(self) -> list[RunSummary]:
         """Every run, newest first, with a summary of its request and progress."""
         rows = self._query("SELECT * FROM runs ORDER BY created_ts DESC, rowid DESC")
         counts = {
@@ -445,7 +458,7 @@ class RunStore:
                 "SELECT run_id, COUNT(*) AS n, SUM(status='done') AS n_done FROM variants GROUP BY run_id"
             )
         }
-        out = []
+        out: list[RunSummary] = []
         for row in rows:
             run = self._run_dict(row)
             req = run["request"]
@@ -587,7 +600,7 @@ class RunStore:
         )])
         return job_id
 
-    def _job_dict(self, row: sqlite3.Row) -> dict:
+    def _job_dict(self, row: sqlite3.Row) -> JobRecord:
         what = f"job {row['id']}"
         request, ok_req = _loads(row["request"], {}, f"request of {what}")
         result, ok_res = _loads(row["result"], None, f"result of {what}")
@@ -597,17 +610,18 @@ class RunStore:
             "id": row["id"], "kind": row["kind"], "run_id": row["run_id"],
             "created_at": row["created_at"], "started_at": row["started_at"], "finished_at": row["finished_at"],
             "started_ts": row["started_ts"], "finished_ts": row["finished_ts"],
-            "status": row["status"] if ok else JobStatus.FAILED.value, "stage": row["stage"],
+            "status": status_of(JobStatus, row["status"], JobStatus.FAILED) if ok else JobStatus.FAILED,
+            "stage": row["stage"],
             "progress": row["progress"] or 0.0, "error": error if ok else (error or UNREADABLE),
             "request": request if isinstance(request, dict) else {},
             "result": result if ok and isinstance(result, dict) else None, "pid": row["pid"],
         }
 
-    def get_job(self, job_id: str) -> dict | None:
+    def get_job(self, job_id: str) -> JobRecord | None:
         rows = self._query("SELECT * FROM jobs WHERE id=?", (job_id,))
         return self._job_dict(rows[0]) if rows else None
 
-    def list_jobs(self, kind: str | None = None, run_id: str | None = None, with_results: bool = False) -> list[dict]:
+    def list_jobs(self, kind: str | None = None, run_id: str | None = None, with_results: bool = False) -> list[JobRecord]:
         """Jobs newest first, of one kind and/or one run if given; results left out (None) unless asked for."""
         where, args = [], []
         if kind is not None:
@@ -718,9 +732,9 @@ class RunStore:
         if note not in notes:
             self.upsert_variant(run_id, idx, notes=[*notes, note])
 
-    def variants(self, run_id: str) -> list[dict]:
+    def variants(self, run_id: str) -> list[VariantRecord]:
         """The run's variants in order; a variant whose stored JSON is unreadable shows as failed."""
-        out = []
+        out: list[VariantRecord] = []
         for row in self._query("SELECT * FROM variants WHERE run_id=? ORDER BY idx", (run_id,)):
             what = f"variant {row['idx']} of run {run_id}"
             metrics, ok_m = _loads(row["metrics"], {}, f"metrics of {what}")
@@ -733,7 +747,8 @@ class RunStore:
                 "name": row["name"],
                 "lineage": lineage if isinstance(lineage, list) else [],
                 "chain": chain if isinstance(chain, list) else [],
-                "status": row["status"] if ok else VariantStatus.FAILED.value,
+                "status": status_of(VariantStatus, row["status"], VariantStatus.FAILED) if ok
+                else VariantStatus.FAILED,
                 "stage": row["stage"],
                 "progress": row["progress"] or 0.0,
                 "error": row["error"] if ok else UNREADABLE,

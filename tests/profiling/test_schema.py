@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import math
 
 import numpy as np
@@ -30,12 +32,28 @@ def test_status_read_from_a_store_equals_the_enum(tmp_path):
     store.set_run_status(run_id, RunStatus.RUNNING)
     store.upsert_variant(run_id, 0, name="original", status=VariantStatus.PROFILING)
     run, (variant,) = store.get_run(run_id), store.variants(run_id)
-    assert run["status"] == RunStatus.RUNNING and type(run["status"]) is str and run["status"] == "running"
-    assert variant["status"] == VariantStatus.PROFILING and variant["status"] == "profiling"
+    # the records carry the enum members, which are the stored strings
+    assert run["status"] is RunStatus.RUNNING and run["status"] == "running" and f"{run['status']}" == "running"
+    assert variant["status"] is VariantStatus.PROFILING and variant["status"] == "profiling"
+    assert json.loads(json.dumps(run))["status"] == "running"
     store.set_run_status(run_id, "done")  # plain strings keep working
     assert store.get_run(run_id)["status"] == RunStatus.DONE
     with pytest.raises(ValueError, match="unknown run status"):
         store.set_run_status(run_id, "finished")
+
+
+def test_a_status_no_version_knows_reads_as_failed_and_says_so(tmp_path):
+    import sqlite3
+
+    store = runs.RunStore(tmp_path / "runs.sqlite")
+    run_id = store.create_run({"model": "m", "dataset": "d", "techniques": []})
+    with sqlite3.connect(store.path) as con:  # as a future version might write it
+        con.execute("UPDATE runs SET status='paused' WHERE id=?", (run_id,))
+        con.execute("UPDATE variants SET status='paused' WHERE run_id=?", (run_id,))
+    run = store.get_run(run_id)
+    assert run["status"] is RunStatus.FAILED and "unknown status 'paused'" in run["error"]
+    assert store.variants(run_id)[0]["status"] is VariantStatus.FAILED
+    assert store.list_runs()[0]["status"] is RunStatus.FAILED
 
 
 def test_registry_round_trip_and_lookups():
