@@ -32,9 +32,12 @@ from profiling.measure.latency import CpuWindow
 log = logging.getLogger("distill_speed")
 
 TARGET_S = 90.0
-# name -> DistillConfig options; "before" is the default schedule (teacher run in every step).
+# name -> DistillConfig options; "before" is the float32 schedule (teacher run in every step); "bf16" the same in
+# bf16 mixed precision (the default on CPUs with native bf16).
 CANDIDATES: dict[str, dict] = {
-    "before": {"max_steps": 300, "lr": 1e-4, "cache_teacher": False},
+    "before": {"max_steps": 300, "lr": 1e-4, "cache_teacher": False, "precision": "fp32"},
+    "bf16": {"max_steps": 300, "lr": 1e-4, "cache_teacher": False, "precision": "bf16"},
+    "bf16-200-lr1.5e-4": {"max_steps": 200, "lr": 1.5e-4, "cache_teacher": False, "precision": "bf16"},
     "cached": {"max_steps": 300, "lr": 1e-4, "cache_teacher": True},
     "cached-150-lr2e-4": {"max_steps": 150, "lr": 2e-4, "cache_teacher": True},
     "cached-100-lr3e-4": {"max_steps": 100, "lr": 3e-4, "cache_teacher": True},

@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compression.artifact import Artifact, copy_tokenizer
+from compression.cpu import CpuInfo, detect
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
 
 log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def student_layer_indices(teacher_layers: int, student_layers: int) -> list[int]:
@@ -79,7 +82,19 @@ class DistillConfig(TechniqueConfig):
         },
     )
 
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "Arithmetic of the training steps. auto: bf16 mixed precision (torch.autocast; weights and "
+            "optimiser stay float32) on CPUs with native bf16 (AVX512-BF16, AMX-BF16), float32 elsewhere, where "
+            "bf16 is emulated and slower; fp32 / bf16 force one. The saved student is float32 either way.",
+            "choices": list(PRECISIONS),
+        },
+    )
+
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for name in ("layers", "epochs", "max_steps", "batch_size", "seed"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int):
@@ -102,6 +117,19 @@ class DistillConfig(TechniqueConfig):
         for name in ("epochs", "max_steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def resolved_precision(self, cpu: CpuInfo | None = None) -> tuple[str, str]:
+        """(the training arithmetic on ``cpu``, this machine's by default; why)."""
+        if self.precision != "auto":
+            return self.precision, "set in the technique's options"
+        cpu = cpu or detect()
+        if cpu.native_bf16:
+            return "bf16", "this CPU has native bf16 dot products, so bf16 mixed precision trains faster"
+        return "fp32", "this CPU has no native bf16 arithmetic (bf16 would be emulated, slower than float32)"
+
+    def build_salt(self) -> str:
+        """The resolved training arithmetic: a student trained in bf16 is another artifact than one in float32."""
+        return f"precision={self.resolved_precision()[0]}"
 
     def student_layers(self, teacher_layers: int) -> int:
         return self.layers or teacher_layers // 2
@@ -191,6 +219,7 @@ def teacher_logits(
     max_length: int,
     progress: Any = None,
     batch_size: int = 64,
+    bf16: bool = False,
 ) -> dict[int, Any]:
     """The teacher's logits for ``texts[i]`` (i in ``indices``), by index, from length-sorted inference batches.
 
@@ -203,7 +232,7 @@ def teacher_logits(
 
     order = sorted(indices, key=lambda i: len(texts[i]))
     out: dict[int, Any] = {}
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for start in range(0, len(order), batch_size):
             part = order[start : start + batch_size]
             logits = teacher(**encode(teacher, tokenizer, [texts[j] for j in part], max_length)).logits.float()
@@ -229,6 +258,8 @@ def train_student(
     from compression.hf_io import encode
 
     rng = random.Random(cfg.seed)
+    precision, precision_reason = cfg.resolved_precision()
+    bf16 = precision == "bf16"
     total = min(cfg.max_steps, cfg.epochs * math.ceil(len(texts) / cfg.batch_size))
     schedule_batches = _schedule(texts, cfg.batch_size, total, rng)
     if cfg.freeze_embeddings:
@@ -245,7 +276,8 @@ def train_student(
     cached = None
     if cfg.cache_teacher:
         cached = teacher_logits(
-            teacher, tokenizer, texts, sorted({j for b in schedule_batches for j in b}), max_length, progress
+            teacher, tokenizer, texts, sorted({j for b in schedule_batches for j in b}), max_length, progress,
+            bf16=bf16,
         )
     teacher_s = time.perf_counter() - start
     step = 0
@@ -257,12 +289,16 @@ def train_student(
             for idx in schedule_batches:
                 inputs = encode(student, tokenizer, [texts[j] for j in idx], max_length)
                 target = torch.tensor([int(labels[j]) for j in idx])
-                if cached is not None:
-                    soft = torch.stack([cached[j] for j in idx])
-                else:
-                    with torch.no_grad():
-                        soft = teacher(**inputs).logits
-                loss = distill_loss(student(**inputs).logits, soft, target, cfg.temperature, cfg.alpha)
+                # bf16: the forward passes run in bf16 under autocast; the loss, the gradients' accumulation
+                # into the float32 weights and the optimiser step stay float32
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    if cached is not None:
+                        soft = torch.stack([cached[j] for j in idx])
+                    else:
+                        with torch.no_grad():
+                            soft = teacher(**inputs).logits
+                    logits = student(**inputs).logits
+                loss = distill_loss(logits.float(), soft.float(), target, cfg.temperature, cfg.alpha)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -285,6 +321,8 @@ def train_student(
         "loss_last": sum(tail) / len(tail),
         "seconds": time.perf_counter() - start,
         "teacher_s": teacher_s,
+        "precision": precision,
+        "precision_reason": precision_reason,
     }
 
 
@@ -314,7 +352,8 @@ def distill(src: Artifact, cfg: DistillConfig, out_dir: Path, ctx: Context) -> A
     stats = train_student(
         student, teacher, tokenizer, texts, labels, cfg, max_length, lambda f, m: ctx.progress(0.02 + 0.93 * f, m)
     )
-    log.info("distilled %d -> %d layers in %.1f s (%d steps)", n_teacher, len(layers), stats["seconds"], stats["steps"])
+    log.info("distilled %d -> %d layers in %.1f s (%d steps, %s)", n_teacher, len(layers), stats["seconds"],
+             stats["steps"], stats["precision"])
     ctx.progress(0.97, "saving student")
     meta = save_model(student, out_dir)
     copy_tokenizer(src.path, out_dir)
@@ -336,5 +375,7 @@ def distill(src: Artifact, cfg: DistillConfig, out_dir: Path, ctx: Context) -> A
         distill_loss_first=stats["loss_first"],
         distill_loss_last=stats["loss_last"],
         distill_time_s=stats["seconds"],
+        distill_precision={"precision": stats["precision"], "reason": stats["precision_reason"],
+                           "chosen": "cpu" if cfg.precision == "auto" else "user"},
         notes=notes,
     )

@@ -66,6 +66,7 @@ def _mean_distill_loss(student, teacher, tokenizer, texts, labels, cfg) -> float
         ({"lr": -1e-4}, "lr must be above 0, got -0.0001"),
         ({"layers": 2.5}, "layers must be a whole number, got 2.5"),
         ({"freeze_embeddings": "yes"}, "freeze_embeddings must be true or false, got 'yes'"),
+        ({"precision": "fp16"}, "precision must be one of auto, fp32, bf16, got 'fp16'"),
     ],
 )
 def test_bad_options_are_refused(kwargs, message):
@@ -77,6 +78,25 @@ def test_spec_round_trip():
     cfg = parse_spec("distill:layers=2,temperature=3,alpha=0.7")
     assert (cfg.layers, cfg.temperature, cfg.alpha) == (2, 3.0, 0.7)
     assert parse_spec(cfg.spec()) == cfg
+
+
+@pytest.mark.parametrize(("flags", "expected"), [
+    ({"avx2", "fma", "f16c"}, "fp32"),  # no native bf16: emulated, slower than float32
+    ({"avx2", "avx512f", "avx512_vnni"}, "fp32"),
+    ({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, "bf16"),
+    ({"avx2", "avx512f", "amx_tile", "amx_bf16"}, "bf16"),
+])
+def test_training_precision_follows_the_cpu_and_salts_the_cache_key(monkeypatch, flags, expected):
+    from compression.cpu import CpuInfo
+
+    cpu = CpuInfo(model="recorded", flags=frozenset(flags))
+    monkeypatch.setattr(ds, "detect", lambda: cpu)
+    cfg = ds.DistillConfig()
+    assert cfg.spec() == "distill"  # auto is the default: not shown
+    assert cfg.resolved_precision()[0] == expected and cfg.build_salt() == f"precision={expected}"
+    forced = ds.DistillConfig(precision="fp32")
+    assert forced.resolved_precision() == ("fp32", "set in the technique's options")
+    assert forced.build_salt() == "precision=fp32" and parse_spec(forced.spec()) == forced
 
 
 def test_student_layer_choice():
@@ -173,6 +193,18 @@ def test_distill_is_deterministic(teachers, data, tmp_path):
     )
     c = hf_io.load_model(other.path).state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_each_training_precision_trains_a_float32_student(precision, teachers, data, tmp_path):
+    texts, labels = data
+    cfg = ds.DistillConfig(**FAST, precision=precision)  # bf16 runs on any CPU (emulated where not native)
+    out = apply(teachers["bert"], cfg, tmp_path, Context(train_texts=texts, train_labels=labels))
+    assert out.meta["distill_precision"] == {"precision": precision, "reason": "set in the technique's options",
+                                             "chosen": "user"}
+    student = hf_io.load_model(out.path)
+    assert {p.dtype for p in student.parameters()} == {torch.float32}
+    assert out.meta["distill_loss_last"] < out.meta["distill_loss_first"]
 
 
 def test_distill_after_head_pruning_keeps_pruned_heads(teachers, data, tmp_path):
