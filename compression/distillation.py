@@ -95,13 +95,8 @@ class DistillConfig(TechniqueConfig):
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for name in ("layers", "epochs", "max_steps", "batch_size", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004 (config errors are ValueErrors)
-        for name in ("freeze_embeddings", "cache_teacher"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")  # noqa: TRY004
+        self.require_whole_numbers("layers", "epochs", "max_steps", "batch_size", "seed")
+        self.require_bools("freeze_embeddings", "cache_teacher")
         for name in ("temperature", "alpha", "lr"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):

@@ -112,10 +112,7 @@ class OnnxFp16Config(TechniqueConfig):
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.keep_layer_norm_fp32, bool):
-            raise ValueError(  # noqa: TRY004 - config errors are ValueErrors
-                f"keep_layer_norm_fp32 must be true or false, got {self.keep_layer_norm_fp32!r}"
-            )
+        self.require_bools("keep_layer_norm_fp32")
 
     def check(self, meta: dict) -> None:
         _already(meta)

@@ -77,10 +77,7 @@ class PruneHeadsConfig(TechniqueConfig):
             raise ValueError(f"fraction must be a number strictly between 0 and 1, got {f!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
-        for name in ("seed", "importance_batches", "batch_size", "steps"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004 (config errors are ValueErrors)
+        self.require_whole_numbers("seed", "importance_batches", "batch_size", "steps")
         if self.importance_batches < 1:
             raise ValueError(f"importance_batches must be at least 1, got {self.importance_batches}")
         if self.batch_size < 1:

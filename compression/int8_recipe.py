@@ -11,7 +11,7 @@ two is faster and more accurate is measured by ``benchmarks/int8_recipes.py``; t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from compression.cpu import CpuInfo, detect
@@ -107,3 +107,24 @@ def parse_auto_bool(value: Any, name: str) -> bool | str:
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise ValueError(f"{name} must be auto, true or false, got {value!r}")
+
+
+def refuse_unless_float32(meta: dict, what: str = "int8 quantization") -> None:
+    """ValueError when the model is already quantized or half precision: ``what`` needs its float32 weights."""
+    if meta.get("quantized"):
+        raise ValueError(f"the model is already quantized ({meta['quantized']}); quantizing twice is refused")
+    if meta.get("half_precision"):
+        raise ValueError(f"{what} needs a float32 model; this one is {meta['half_precision']}")
+
+
+def reduce_range_field() -> Any:
+    """The ``reduce_range`` option of ONNX Runtime's int8 techniques: ``auto`` (this CPU's recipe) or forced."""
+    return field(
+        default=AUTO,
+        metadata={
+            "help": "Quantize signed weights to 7 bits (|q| <= 64). auto: on for CPUs without VNNI, whose kernel "
+            "adds u8 x s8 product pairs into saturating int16 (7-bit weights cannot overflow it), off with VNNI "
+            "(int32 accumulation: the extra bit is free). true/false force it.",
+            "choices": [AUTO, "true", "false"],
+        },
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable
@@ -135,6 +136,18 @@ def onnx_linear_nodes(model: Any) -> dict[str, list[str]]:
         if module:
             out.setdefault(module, []).append(node.name)
     return out
+
+
+def exclude_layers_field(kept: str = "keep in float") -> Any:
+    """The ``exclude_layers`` option of a technique acting on Linear layers (what it leaves them as: ``kept``)."""
+    return dataclasses.field(
+        default="",
+        metadata={
+            "help": f"Torch module names of Linear layers to {kept}, separated by + (or commas outside a spec "
+            "string), e.g. bert.encoder.layer.3.attention.self.query+bert.encoder.layer.3.output.dense; the "
+            "sensitivity map lists the most sensitive ones."
+        },
+    )
 
 
 def parse_layer_list(value: str) -> tuple[str, ...]:

@@ -95,10 +95,7 @@ class LowRankConfig(TechniqueConfig):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         check_fraction("value" if self.mode == "energy" else "value (rank fraction)", self.value, upper_inclusive=True)
-        for name in ("recovery_steps", "batch_size", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004
+        self.require_whole_numbers("recovery_steps", "batch_size", "seed")
         if self.recovery_steps < 0:
             raise ValueError(f"recovery_steps must be 0 or more, got {self.recovery_steps}")
         if self.batch_size < 1:

@@ -140,8 +140,7 @@ class MagnitudePruneConfig(TechniqueConfig):
         check_fraction("sparsity", self.sparsity)
         if self.scope not in SCOPES:
             raise ValueError(f"scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
-        if not isinstance(self.include_classifier, bool):
-            raise ValueError(f"include_classifier must be true or false, got {self.include_classifier!r}")  # noqa: TRY004
+        self.require_bools("include_classifier")
         canonical_layers(self)
 
 

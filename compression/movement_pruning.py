@@ -220,10 +220,7 @@ class MovementPruneConfig(TechniqueConfig):
         check_fraction("sparsity", self.sparsity)
         if self.score_init not in SCORE_INITS:
             raise ValueError(f"score_init must be one of {', '.join(SCORE_INITS)}, got {self.score_init!r}")
-        for name in ("steps", "batch_size", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004
+        self.require_whole_numbers("steps", "batch_size", "seed")
         for name in ("steps", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

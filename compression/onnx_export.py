@@ -55,8 +55,7 @@ class OnnxConfig(TechniqueConfig):
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.optimize, bool):
-            raise ValueError(f"optimize must be true or false, got {self.optimize!r}")  # noqa: TRY004 - shown to users
+        self.require_bools("optimize")
 
 
 def _export(wrapper, args: tuple, names: tuple[str, ...], path: Path, max_seq: int, large: bool, fuse: bool) -> str:

@@ -9,9 +9,16 @@ from pathlib import Path
 
 from compression.artifact import Artifact, copy_tokenizer
 from compression.cpu import CpuInfo
-from compression.int8_recipe import AUTO, Int8Recipe, parse_auto_bool, resolve
+from compression.int8_recipe import (
+    AUTO,
+    Int8Recipe,
+    parse_auto_bool,
+    reduce_range_field,
+    refuse_unless_float32,
+    resolve,
+)
 from compression.int8_reference import build_meta
-from compression.layer_names import canonical_layer_list, nodes_to_exclude, parse_layer_list
+from compression.layer_names import canonical_layer_list, exclude_layers_field, nodes_to_exclude, parse_layer_list
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
 
 log = logging.getLogger(__name__)
@@ -57,31 +64,15 @@ class OnnxInt8Config(TechniqueConfig):
             "same kernels."
         },
     )
-    reduce_range: str = field(
-        default=AUTO,
-        metadata={
-            "help": "Quantize signed weights to 7 bits (|q| <= 64). auto: on for CPUs without VNNI, whose kernel "
-            "adds u8 x s8 product pairs into saturating int16 (7-bit weights cannot overflow it), off with VNNI "
-            "(int32 accumulation: the extra bit is free). true/false force it.",
-            "choices": [AUTO, "true", "false"],
-        },
-    )
+    reduce_range: str = reduce_range_field()
 
-    exclude_layers: str = field(
-        default="",
-        metadata={
-            "help": "Torch module names of Linear layers to keep in float, separated by + (or commas outside a "
-            "spec string), e.g. bert.encoder.layer.3.attention.self.query+bert.encoder.layer.3.output.dense; "
-            "the sensitivity map lists the most sensitive ones."
-        },
-    )
+    exclude_layers: str = exclude_layers_field()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude_layers", canonical_layer_list(self.exclude_layers))
         if self.weight_type not in (AUTO, *WEIGHT_TYPES):
             raise ValueError(f"weight_type must be one of auto, {', '.join(WEIGHT_TYPES)}, got {self.weight_type!r}")
-        if not isinstance(self.per_channel, bool):
-            raise ValueError(f"per_channel must be true or false, got {self.per_channel!r}")  # noqa: TRY004
+        self.require_bools("per_channel")
         rr = parse_auto_bool(self.reduce_range, "reduce_range")
         object.__setattr__(self, "reduce_range", rr if rr == AUTO else str(rr).lower())
 
@@ -99,10 +90,7 @@ class OnnxInt8Config(TechniqueConfig):
         return f"{r.weight_type}/rr={r.reduce_range}"
 
     def check(self, meta: dict) -> None:
-        if meta.get("quantized"):
-            raise ValueError(f"the model is already quantized ({meta['quantized']}); quantizing twice is refused")
-        if meta.get("half_precision"):
-            raise ValueError(f"int8 quantization needs a float32 model; this one is {meta['half_precision']}")
+        refuse_unless_float32(meta)
         qat = meta.get("qat")
         if isinstance(qat, dict):
             if qat.get("target") != "onnx-int8":

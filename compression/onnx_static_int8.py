@@ -16,9 +16,16 @@ from typing import Any, ClassVar
 
 from compression.artifact import Artifact, copy_tokenizer
 from compression.cpu import CpuInfo
-from compression.int8_recipe import AUTO, Int8Recipe, parse_auto_bool, resolve
+from compression.int8_recipe import (
+    AUTO,
+    Int8Recipe,
+    parse_auto_bool,
+    reduce_range_field,
+    refuse_unless_float32,
+    resolve,
+)
 from compression.int8_reference import build_meta
-from compression.layer_names import canonical_layer_list, nodes_to_exclude, parse_layer_list
+from compression.layer_names import canonical_layer_list, exclude_layers_field, nodes_to_exclude, parse_layer_list
 from compression.onnx_int8 import MODEL_FILE, _prepare
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
 
@@ -82,22 +89,8 @@ class OnnxStaticInt8Config(TechniqueConfig):
     per_channel: bool = field(
         default=True, metadata={"help": "One weight scale per output channel instead of one per matrix."}
     )
-    reduce_range: str = field(
-        default=AUTO,
-        metadata={
-            "help": "Quantize the signed weights to 7 bits (|q| <= 64). auto: on for CPUs without VNNI, whose int8 "
-            "kernel adds product pairs into saturating int16, off with VNNI; true/false force it.",
-            "choices": [AUTO, "true", "false"],
-        },
-    )
-    exclude_layers: str = field(
-        default="",
-        metadata={
-            "help": "Torch module names of Linear layers to keep in float, separated by + (or commas outside a "
-            "spec string), e.g. bert.encoder.layer.3.attention.self.query+bert.encoder.layer.3.output.dense; "
-            "the sensitivity map lists the most sensitive ones."
-        },
-    )
+    reduce_range: str = reduce_range_field()
+    exclude_layers: str = exclude_layers_field()
     embeddings: bool = field(
         default=True,
         metadata={"help": "Also store the embedding tables (Gather) as int8, as dynamic int8 does: for small "
@@ -117,18 +110,13 @@ class OnnxStaticInt8Config(TechniqueConfig):
             raise ValueError(
                 f"activation_type must be one of {', '.join(ACTIVATION_TYPES)}, got {self.activation_type!r}"
             )
-        for name in ("examples", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004
+        self.require_whole_numbers("examples", "seed")
         if not 1 <= self.examples <= MAX_EXAMPLES:
             raise ValueError(f"examples must be between 1 and {MAX_EXAMPLES}, got {self.examples}")
         p = self.percentile
         if isinstance(p, bool) or not isinstance(p, int | float) or not math.isfinite(p) or not 90 <= p <= 100:
             raise ValueError(f"percentile must be a number between 90 and 100, got {p!r}")
-        for name in ("per_channel", "embeddings", "pre_process"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")  # noqa: TRY004
+        self.require_bools("per_channel", "embeddings", "pre_process")
         object.__setattr__(self, "exclude_layers", canonical_layer_list(self.exclude_layers))
         rr = parse_auto_bool(self.reduce_range, "reduce_range")
         object.__setattr__(self, "reduce_range", rr if rr == AUTO else str(rr).lower())
@@ -142,10 +130,7 @@ class OnnxStaticInt8Config(TechniqueConfig):
         return f"rr={self.recipe().reduce_range}"
 
     def check(self, meta: dict) -> None:
-        if meta.get("quantized"):
-            raise ValueError(f"the model is already quantized ({meta['quantized']}); quantizing twice is refused")
-        if meta.get("half_precision"):
-            raise ValueError(f"static int8 needs a float32 model; this one is {meta['half_precision']}")
+        refuse_unless_float32(meta, "static int8")
 
 
 def calibration_sample(texts: Sequence[str], n: int, seed: int) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from compression.artifact import Artifact, copy_tokenizer
 from compression.cpu import CpuInfo, detect
-from compression.int8_recipe import AUTO, int16_pairs, kernel_path
+from compression.int8_recipe import AUTO, int16_pairs, kernel_path, refuse_unless_float32
 from compression.onnx_static_int8 import MAX_EXAMPLES, calibration_sample
 from compression.openvino_export import LOW_PRECISION, MODEL_XML, ir_stats
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
@@ -101,10 +101,7 @@ class OpenVinoInt8Config(TechniqueConfig):
         if self.overflow_fix not in (AUTO, *OVERFLOW_FIXES):
             raise ValueError(f"overflow_fix must be one of auto, {', '.join(OVERFLOW_FIXES)}, "
                              f"got {self.overflow_fix!r}")
-        for name in ("examples", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004
+        self.require_whole_numbers("examples", "seed")
         if not 1 <= self.examples <= MAX_EXAMPLES:
             raise ValueError(f"examples must be between 1 and {MAX_EXAMPLES}, got {self.examples}")
 
@@ -133,10 +130,7 @@ class OpenVinoInt8Config(TechniqueConfig):
         return f"overflow_fix={self.resolved_overflow_fix()[0]}" if self.mode == "ptq" else ""
 
     def check(self, meta: dict) -> None:
-        if meta.get("quantized"):
-            raise ValueError(f"the model is already quantized ({meta['quantized']}); quantizing twice is refused")
-        if meta.get("half_precision"):
-            raise ValueError(f"int8 quantization needs a float32 model; this one is {meta['half_precision']}")
+        refuse_unless_float32(meta)
         if meta.get("qat"):
             raise ValueError(
                 "the model was fine-tuned (qat) for ONNX Runtime's int8 grid, which NNCF's does not "

@@ -67,18 +67,14 @@ class QatConfig(TechniqueConfig):
     seed: int = field(default=0, metadata={"help": "Seed for shuffling and dropout."})
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004
+        self.require_whole_numbers("steps", "batch_size", "seed")
         if not 1 <= self.steps <= 100_000:
             raise ValueError(f"steps must be between 1 and 100000, got {self.steps}")
         if not 1 <= self.batch_size <= 512:
             raise ValueError(f"batch_size must be between 1 and 512, got {self.batch_size}")
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {', '.join(TARGETS)}, got {self.target!r}")
-        if not isinstance(self.activations, bool):
-            raise ValueError(f"activations must be true or false, got {self.activations!r}")  # noqa: TRY004
+        self.require_bools("activations")
         if isinstance(self.lr, bool) or not isinstance(self.lr, int | float) or not math.isfinite(self.lr) or self.lr <= 0:
             raise ValueError(f"lr must be a number above 0, got {self.lr!r}")
 

@@ -70,6 +70,19 @@ class TechniqueConfig:
         """Whether the technique has an ``exclude_layers`` option (layers kept out of it, by module name)."""
         return any(f.name == "exclude_layers" for f in fields(cls))
 
+    def require_whole_numbers(self, *names: str) -> None:
+        """ValueError (how a config refuses an option) unless each named field holds an int (a bool does not)."""
+        for name in names:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError(f"{name} must be a whole number, got {v!r}")  # noqa: TRY004
+
+    def require_bools(self, *names: str) -> None:
+        """ValueError unless each named field holds True or False."""
+        for name in names:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")  # noqa: TRY004
+
     def to_json(self) -> dict[str, Any]:
         return {"technique": self.name, **dataclasses.asdict(self)}
 

@@ -52,8 +52,7 @@ class TorchCompileConfig(TechniqueConfig):
     )
 
     def __post_init__(self) -> None:
-        if not isinstance(self.dynamic, bool):
-            raise ValueError(f"dynamic must be true or false, got {self.dynamic!r}")  # noqa: TRY004 - shown to users
+        self.require_bools("dynamic")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
