@@ -53,29 +53,26 @@ def status_of(kind: type[_S], value: Any, fallback: _S) -> _S:
 # ---- the records the store returns (dicts, so pages, bundles and JSON read them as before) ----------------------
 
 
-class RunRecord(TypedDict):
-    """One run (``RunStore.get_run``): its request as launched and the environment it was measured in."""
-
+class _RunFields(TypedDict):
     id: str
     created_at: str
     finished_at: str | None
     status: RunStatus
     error: str | None
     stage: str | None
+
+
+class RunRecord(_RunFields):
+    """One run (``RunStore.get_run``): its request as launched and the environment it was measured in."""
+
     request: dict[str, Any]
     env: dict[str, Any]
     pid: int | None
 
 
-class RunSummary(TypedDict):
+class RunSummary(_RunFields):
     """One line of ``RunStore.list_runs``: what the History page and the run pickers show."""
 
-    id: str
-    created_at: str
-    finished_at: str | None
-    status: RunStatus
-    error: str | None
-    stage: str | None
     model: str
     dataset: str
     techniques: list[str]
