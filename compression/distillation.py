@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from compression.artifact import Artifact, copy_tokenizer
 from compression.cpu import CpuInfo, detect
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
+from compression.training import adamw_with_linear_decay, check_labeled, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -261,12 +262,9 @@ def train_student(
         # the word-embedding matrix is most of a small encoder's parameters: its dense gradient and AdamW update
         # are a large share of a CPU step, while distillation mainly needs to adapt the remaining layers
         student.get_input_embeddings().weight.requires_grad_(False)
-    trainable = [p for p in student.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, foreach=True)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1 - step / total))
+    optimizer, schedule = adamw_with_linear_decay([p for p in student.parameters() if p.requires_grad], cfg.lr,
+                                                  total)
     teacher.eval()
-    student.train()
-    losses: list[float] = []
     start = time.perf_counter()
     cached = None
     if cfg.cache_teacher:
@@ -275,50 +273,24 @@ def train_student(
             bf16=bf16,
         )
     teacher_s = time.perf_counter() - start
-    step = 0
-    # Adam's second-moment estimates decay into denormal floats, which slow CPU arithmetic down many times over
-    flushing = torch.set_flush_denormal(True)
-    try:
-        with torch.random.fork_rng(devices=[]):  # seeded dropout without disturbing the caller's RNG
-            torch.manual_seed(cfg.seed)
-            for idx in schedule_batches:
-                inputs = encode(student, tokenizer, [texts[j] for j in idx], max_length)
-                target = torch.tensor([int(labels[j]) for j in idx])
-                # bf16: the forward passes run in bf16 under autocast; the loss, the gradients' accumulation
-                # into the float32 weights and the optimiser step stay float32
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    if cached is not None:
-                        soft = torch.stack([cached[j] for j in idx])
-                    else:
-                        with torch.no_grad():
-                            soft = teacher(**inputs).logits
-                    logits = student(**inputs).logits
-                loss = distill_loss(logits.float(), soft.float(), target, cfg.temperature, cfg.alpha)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                schedule.step()
-                step += 1
-                losses.append(float(loss.detach()))
-                if progress and (step == total or step % max(1, total // 50) == 0):
-                    recent = sum(losses[-20:]) / len(losses[-20:])
-                    progress(step / total, f"distilling: step {step}/{total}, loss {recent:.3f}")
-    finally:
-        if flushing:
-            torch.set_flush_denormal(False)
-    student.eval()
-    window = max(1, min(20, len(losses) // 4))  # mean of the first and last few batch losses
-    head, tail = losses[:window], losses[-window:]
-    return {
-        "steps": step,
-        "loss_first": sum(head) / len(head),
-        "loss_last": sum(tail) / len(tail),
-        "seconds": time.perf_counter() - start,
-        "teacher_s": teacher_s,
-        "precision": precision,
-        "precision_reason": precision_reason,
-    }
+
+    def loss_of(idx: list[int]) -> Any:
+        inputs = encode(student, tokenizer, [texts[j] for j in idx], max_length)
+        target = torch.tensor([int(labels[j]) for j in idx])
+        # bf16: the forward passes run in bf16 under autocast; the loss, the gradients' accumulation into the
+        # float32 weights and the optimiser step stay float32
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            if cached is not None:
+                soft = torch.stack([cached[j] for j in idx])
+            else:
+                with torch.no_grad():
+                    soft = teacher(**inputs).logits
+            logits = student(**inputs).logits
+        return distill_loss(logits.float(), soft.float(), target, cfg.temperature, cfg.alpha)
+
+    stats = run_steps(student, schedule_batches, total, loss_of, optimizer, schedule, cfg.seed, "distilling", progress)
+    return {**stats, "seconds": teacher_s + stats["seconds"], "teacher_s": teacher_s, "precision": precision,
+            "precision_reason": precision_reason}
 
 
 @register(DistillConfig)
@@ -326,17 +298,14 @@ def distill(src: Artifact, cfg: DistillConfig, out_dir: Path, ctx: Context) -> A
     from compression.hf_io import encoder_layers, load_model, load_tokenizer, save_model
 
     texts, labels = list(ctx.train_texts), list(ctx.train_labels)
-    if not texts or len(texts) != len(labels):
-        raise TechniqueError("distillation needs labeled training texts; none were given")
+    check_labeled(texts, labels, None, "distillation")  # before the teacher is loaded
     ctx.progress(0.0, "loading teacher")
     teacher = load_model(src.path)
     try:
         _, blocks = encoder_layers(teacher)
     except ValueError as exc:
         raise TechniqueError(str(exc)) from exc
-    n_labels = int(teacher.config.num_labels)
-    if any(not 0 <= int(y) < n_labels for y in labels):
-        raise TechniqueError(f"training labels must be class indices 0..{n_labels - 1} for this model")
+    check_labeled(texts, labels, int(teacher.config.num_labels), "distillation")
     n_teacher = len(blocks)
     layers = student_layer_indices(n_teacher, cfg.student_layers(n_teacher))
     student = make_student(teacher, layers)

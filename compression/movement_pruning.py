@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ from compression.magnitude_pruning import (
     target_linears,
 )
 from compression.registry import Context, TechniqueConfig, TechniqueError, register
+from compression.training import adamw_with_linear_decay, check_labeled, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -127,52 +127,25 @@ def finetune(
     model.get_input_embeddings().weight.requires_grad_(False)
     extra = {id(p) for g in extra_groups for p in g["params"]}
     params = [p for p in model.parameters() if p.requires_grad and id(p) not in extra]
-    optimizer = torch.optim.AdamW([{"params": params, "lr": lr}, *extra_groups], foreach=True)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / steps))
-    order: list[int] = []
-    losses: list[float] = []
-    start = time.perf_counter()
-    model.train()
-    flushing = torch.set_flush_denormal(True)  # Adam moments decay into denormals, slowing CPU arithmetic
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            for step in range(steps):
-                if len(order) < batch_size:
-                    order += rng.sample(range(len(texts)), len(texts))
-                idx, order = order[:batch_size], order[batch_size:]
-                if before_step:
-                    before_step(step)
-                inputs = encode(model, tokenizer, [texts[i] for i in idx], MAX_LENGTH)
-                loss = F.cross_entropy(model(**inputs).logits, torch.tensor([int(labels[i]) for i in idx]))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], 1.0)
-                optimizer.step()
-                schedule.step()
-                losses.append(float(loss.detach()))
-                if progress and (step + 1 == steps or (step + 1) % max(1, steps // 50) == 0):
-                    recent = sum(losses[-20:]) / len(losses[-20:])
-                    progress((step + 1) / steps, f"{what}: step {step + 1}/{steps}, loss {recent:.3f}")
-    finally:
-        if flushing:
-            torch.set_flush_denormal(False)
-        model.eval()
-    window = max(1, min(20, len(losses) // 4))
-    return {
-        "steps": steps,
-        "loss_first": sum(losses[:window]) / window,
-        "loss_last": sum(losses[-window:]) / window,
-        "seconds": time.perf_counter() - start,
-    }
+    optimizer, schedule = adamw_with_linear_decay([{"params": params, "lr": lr}, *extra_groups], lr, steps)
+
+    def batches() -> Iterator[list[int]]:  # seeded random batches, a fresh permutation whenever one runs out
+        order: list[int] = []
+        while True:
+            if len(order) < batch_size:
+                order += rng.sample(range(len(texts)), len(texts))
+            idx, order = order[:batch_size], order[batch_size:]
+            yield idx
+
+    def loss_of(idx: list[int]) -> Any:
+        inputs = encode(model, tokenizer, [texts[i] for i in idx], MAX_LENGTH)
+        return F.cross_entropy(model(**inputs).logits, torch.tensor([int(labels[i]) for i in idx]))
+
+    return run_steps(model, batches(), steps, loss_of, optimizer, schedule, seed, what, progress, before_step)
 
 
 def check_train_data(model: Any, texts: Sequence[str], labels: Sequence[int], what: str) -> None:
-    if not texts or len(texts) != len(labels):
-        raise TechniqueError(f"{what} needs labeled training texts; none were given")
-    n_labels = int(model.config.num_labels)
-    if any(not 0 <= int(y) < n_labels for y in labels):
-        raise TechniqueError(f"training labels must be class indices 0..{n_labels - 1} for this model")
+    check_labeled(texts, labels, int(model.config.num_labels), what)
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import math
 import random
-import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from compression.artifact import Artifact, copy_tokenizer
-from compression.registry import Context, TechniqueConfig, TechniqueError, register
+from compression.registry import Context, TechniqueConfig, register
+from compression.training import adamw_with_linear_decay, check_labeled, run_steps
 
 log = logging.getLogger(__name__)
 
@@ -150,49 +150,26 @@ def train_qat(model: Any, tokenizer: Any, texts: list[str], labels: list[int], c
     import torch
     import torch.nn.functional as F
 
-    from compression.distillation import _length_bucketed_batches
+    from compression.distillation import _schedule
     from compression.hf_io import encode
 
     rng = random.Random(cfg.seed)
     model.get_input_embeddings().weight.requires_grad_(False)  # big and not quantized: cheaper steps
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, foreach=True)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: max(0.0, 1 - s / cfg.steps))
+    optimizer, schedule = adamw_with_linear_decay([p for p in model.parameters() if p.requires_grad], cfg.lr,
+                                                  cfg.steps)
     reduce_range = target_reduce_range(cfg.target)
     patched = attach_fake_quant(model, cfg.target, cfg.activations, reduce_range)
-    model.train()
-    losses: list[float] = []
-    start, step = time.perf_counter(), 0
-    flushing = torch.set_flush_denormal(True)  # Adam's moments decay into slow denormals on CPU
+
+    def loss_of(idx: list[int]) -> Any:
+        inputs = encode(model, tokenizer, [texts[j] for j in idx], max_length)
+        return F.cross_entropy(model(**inputs).logits, torch.tensor([int(labels[j]) for j in idx]))
+
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            while step < cfg.steps:
-                for idx in _length_bucketed_batches(texts, cfg.batch_size, rng):
-                    if step >= cfg.steps:
-                        break
-                    inputs = encode(model, tokenizer, [texts[j] for j in idx], max_length)
-                    target = torch.tensor([int(labels[j]) for j in idx])
-                    loss = F.cross_entropy(model(**inputs).logits, target)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                    optimizer.step()
-                    schedule.step()
-                    step += 1
-                    losses.append(float(loss.detach()))
-                    if progress and (step == cfg.steps or step % max(1, cfg.steps // 50) == 0):
-                        recent = sum(losses[-20:]) / len(losses[-20:])
-                        progress(step / cfg.steps, f"quantization-aware training: step {step}/{cfg.steps}, "
-                                 f"loss {recent:.3f}")
+        stats = run_steps(model, _schedule(texts, cfg.batch_size, cfg.steps, rng), cfg.steps, loss_of, optimizer,
+                          schedule, cfg.seed, "quantization-aware training", progress)
     finally:
-        if flushing:
-            torch.set_flush_denormal(False)
         detach_fake_quant(patched, cfg.target, reduce_range)
-        model.eval()
-    window = max(1, min(20, len(losses) // 4))
-    return {"steps": step, "loss_first": sum(losses[:window]) / window, "loss_last": sum(losses[-window:]) / window,
-            "seconds": time.perf_counter() - start, "linear_layers": len(patched)}
+    return {**stats, "linear_layers": len(patched)}
 
 
 @register(QatConfig)
@@ -200,13 +177,10 @@ def qat(src: Artifact, cfg: QatConfig, out_dir: Path, ctx: Context) -> Artifact:
     from compression.hf_io import load_model, load_tokenizer, save_model
 
     texts, labels = list(ctx.train_texts), list(ctx.train_labels)
-    if not texts or len(texts) != len(labels):
-        raise TechniqueError("quantization-aware training needs labeled training texts; none were given")
+    check_labeled(texts, labels, None, "quantization-aware training")  # before the model is loaded
     ctx.progress(0.0, "loading the model")
     model = load_model(src.path)
-    n_labels = int(model.config.num_labels)
-    if any(not 0 <= int(y) < n_labels for y in labels):
-        raise TechniqueError(f"training labels must be class indices 0..{n_labels - 1} for this model")
+    check_labeled(texts, labels, int(model.config.num_labels), "quantization-aware training")
     stats = train_qat(model, load_tokenizer(src.path), texts, labels, cfg, int(src.meta.get("max_length", 128)),
                       lambda f, m: ctx.progress(0.02 + 0.93 * f, m))
     log.info("qat: %d steps in %.1f s, loss %.3f -> %.3f", stats["steps"], stats["seconds"], stats["loss_first"],

@@ -86,7 +86,6 @@ def _recipe_advice(technique: str, cpu: CpuInfo, options: Mapping[str, Any] | No
 def recipe_line(cpu: CpuInfo) -> str:
     """Which int8 recipe this CPU gets, in one line (the Run page and the CLI show it)."""
     from compression.int8_recipe import default_recipe
-
     from compression.openvino_int8 import overflow_fix_for
 
     r = default_recipe(cpu)

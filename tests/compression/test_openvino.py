@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from compression import TechniqueError, apply, apply_chain, check_chain, parse_spec
-from compression.onnx_static_int8 import calibration_sample
 from compression.cpu import detect
+from compression.onnx_static_int8 import calibration_sample
 from compression.openvino_export import ir_stats
 from compression.openvino_int8 import overflow_fix_for
 from compression.registry import REGISTRY, Context
