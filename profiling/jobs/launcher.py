@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 
 from compression.errors import UserError
 from profiling import paths
-from profiling.schema import JobKind
+from profiling.schema import JobKind, RunStatus
 from profiling.store.runs import RunStore, read_only
 
 log = logging.getLogger(__name__)
@@ -252,20 +252,27 @@ def signal_process(pid: int, ident: str) -> bool:
     return True
 
 
-def stop_job(job_id: str, store_path: Path | str | None = None) -> bool:
-    """Stop a queued or running job: SIGTERM to its process (it records why and exits), or, with no process
-    yet, mark it failed at once. Returns whether it was stopped; a job whose process is gone is reaped instead."""
-    store = RunStore(store_path)
-    job = store.get_job(job_id)
-    if job is None or job["status"] not in ("queued", "running"):
+def stop_recorded(record: Mapping[str, Any] | None, alive: Callable[[], bool], fail: Callable[[str], None],
+                  reap: Callable[[], Any]) -> bool:
+    """Stop the queued or running run or job ``record`` (from the store): SIGTERM to its process, which records
+    why and exits, or, with no process yet, ``fail`` it at once; a record whose process is gone is ``reap``ed
+    instead. Returns whether it was stopped. ``alive``: whether the store's pid is still the recorded process."""
+    if record is None or record["status"] not in (RunStatus.QUEUED, RunStatus.RUNNING):
         return False
-    if not job["pid"]:
-        store.fail_job(job_id, "stopped by the user before it started")
+    if not record["pid"]:
+        fail("stopped by the user before it started")
         return True
-    if job["pid"] != os.getpid() and signal_process(job["pid"], job_id):
+    if record["pid"] != os.getpid() and alive() and signal_process(record["pid"], record["id"]):
         return True
-    store.reap_dead_jobs()
+    reap()
     return False
+
+
+def stop_job(job_id: str, store_path: Path | str | None = None) -> bool:
+    """Stop a queued or running job (see ``stop_recorded``); returns whether it was stopped."""
+    store = RunStore(store_path)
+    return stop_recorded(store.get_job(job_id), lambda: store.job_process_is_alive(job_id),
+                         lambda why: store.fail_job(job_id, why), store.reap_dead_jobs)
 
 
 # ---- result files of older versions ------------------------------------------------------------------

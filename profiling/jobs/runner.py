@@ -293,21 +293,13 @@ def launch(request: dict, store_path: Path | str | None = None) -> str:
 
 def stop(run_id: str, store_path: Path | str | None = None) -> bool:
     """Ask a running run to stop (SIGTERM: it marks itself failed "stopped by signal 15 during ..."); returns
-    whether a live process was signalled. A run whose process is gone is reaped instead; a queued run with no
-    process yet is marked failed at once."""
-    from profiling.jobs.launcher import signal_process
+    whether it was stopped. A run whose process is gone is reaped instead; a queued run with no process yet is
+    marked failed at once."""
+    from profiling.jobs.launcher import stop_recorded
 
     store = RunStore(store_path)
-    run = store.get_run(run_id)
-    if run is None or run["status"] not in ("queued", "running"):
-        return False
-    if not run["pid"]:
-        store.fail_run(run_id, "stopped by the user before it started")
-        return True
-    if run["pid"] != os.getpid() and store.process_is_alive(run_id) and signal_process(run["pid"], run_id):
-        return True
-    store.reap_dead_runs()
-    return False
+    return stop_recorded(store.get_run(run_id), lambda: store.process_is_alive(run_id),
+                         lambda why: store.fail_run(run_id, why), store.reap_dead_runs)
 
 
 # ---- executing ------------------------------------------------------------------------------------------
