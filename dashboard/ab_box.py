@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from profiling.schema import VariantStatus
+
 log = logging.getLogger(__name__)
 
 TIMED_CALLS = 5  # after one untimed warm-up call
@@ -78,7 +80,7 @@ def _side(col: Any, title: str, result: dict | None, problem: str | None, names:
 def render(store: Any, run: dict, variants: list[dict]) -> None:
     run_id = run["id"]
     st.subheader("Live A/B: try your own sentence")
-    done = [v for v in variants if v.get("status") == "done"]
+    done = [v for v in variants if v.get("status") == VariantStatus.DONE]
     original = next((v for v in done if v["idx"] == 0), None)
     others = [v for v in done if v["idx"] != 0]
     if original is None or not others:

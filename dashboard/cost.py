@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from profiling.report.cost import ASSUMPTIONS, CostInputs, estimate
+from profiling.schema import VariantStatus
 
 
 def _money(value: float | None, priced: bool) -> str:
@@ -25,7 +26,7 @@ def cost_frame(variants: list[dict], run: dict, load: float, core_price: float |
     for v in variants:
         m = v.get("metrics") or {}
         tput, ram = m.get("throughput_per_s"), m.get("peak_rss_mib")
-        if v.get("status") != "done" or not isinstance(tput, int | float) or not isinstance(ram, int | float):
+        if v.get("status") != VariantStatus.DONE or not isinstance(tput, int | float) or not isinstance(ram, int | float):
             continue
         if not (math.isfinite(tput) and math.isfinite(ram) and tput > 0 and ram > 0):
             continue

@@ -10,6 +10,7 @@ import streamlit as st
 from dashboard import share, state
 from profiling.report import figures as plots
 from profiling.report import frames as rd
+from profiling.schema import ACTIVE_STATUSES, FINISHED_STATUSES, VariantStatus
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def matching_run(runs: list[dict], store: Any, request: dict) -> dict | None:
     want = (request["model"], rd_dataset(request["dataset"]), _signature(request["variants"]))
     found = []
     for r in runs:  # newest first
-        if r["status"] not in ("done", "failed") or r.get("n_done", 0) < 2:
+        if r["status"] not in FINISHED_STATUSES or r.get("n_done", 0) < 2:
             continue
         run = store.get_run(r["id"])
         req = (run or {}).get("request") or {}
@@ -88,7 +89,7 @@ def headline(variants: list[dict], predictions: dict, examples: dict) -> str | N
     from profiling.report.recommend import headline as recommendation
     from profiling.report.uncertainty import accuracy_changes
 
-    done = [v for v in variants if v.get("status") == "done"]
+    done = [v for v in variants if v.get("status") == VariantStatus.DONE]
     if len(done) < 2:
         return None
     labels = examples.get("labels") if examples.get("texts") else None
@@ -135,7 +136,7 @@ def _figures(run: dict, variants: list[dict], link: bool, line: str | None) -> N
     df = rd.metrics_frame(variants)
     if line:
         st.markdown(f"### {line}")
-    done = df[df["status"] == "done"]
+    done = df[df["status"] == VariantStatus.DONE]
     left, right = st.columns(2)
     with left:
         st.plotly_chart(plots.tradeoff_scatter(done, "latency_b1_median_ms", title="Accuracy vs latency"),
@@ -180,7 +181,7 @@ def render() -> None:
     st.markdown(SCENARIOS[title][2])
     request = scenario_request(title)
     run = matching_run(runs, store, request)
-    active = any(r["status"] in ("queued", "running") for r in runs)
+    active = any(r["status"] in ACTIVE_STATUSES for r in runs)
     short = next((k for k, v in SHORT_NAMES.items() if v == title), "")
     from profiling.jobs.demo_runs import shipped as shipped_run
 

@@ -8,10 +8,10 @@ from typing import Any
 import streamlit as st
 
 from dashboard.guard import page_guard
+from profiling.schema import ACTIVE_STATUSES, RunStatus
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
 BADGE = {"queued": ("queued", "gray"), "running": ("running", "blue"), "done": ("done", "green"),
          "failed": ("failed", "red")}
 KIND_TEXT = {"sweep": "Sweep", "sensitivity": "Sensitivity map"}
@@ -46,7 +46,7 @@ def job_panel(store: Any, job_id: str, locked: bool = False) -> dict | None:
     if job is None:
         st.warning(f"Job {job_id} is no longer in the store (deleted?).")
         return None
-    active = job["status"] in ACTIVE
+    active = job["status"] in ACTIVE_STATUSES
 
     @st.fragment(run_every=1.0 if active else None)
     def live() -> None:
@@ -57,7 +57,7 @@ def job_panel(store: Any, job_id: str, locked: bool = False) -> dict | None:
                 st.warning(f"Job {job_id} was deleted.")
                 return
             draw(store, now, locked)
-            if active and now["status"] not in ACTIVE:
+            if active and now["status"] not in ACTIVE_STATUSES:
                 st.rerun()
 
     live()
@@ -69,7 +69,7 @@ def draw(store: Any, job: dict, locked: bool = False) -> None:
     head, badge = st.columns([5, 1], vertical_alignment="center")
     head.markdown(f"**{KIND_TEXT.get(job['kind'], job['kind'])} {job['id']}**")
     badge.badge(label, color=color)
-    if job["status"] in ACTIVE:
+    if job["status"] in ACTIVE_STATUSES:
         frac = min(max(float(job.get("progress") or 0.0), 0.0), 1.0)
         st.progress(frac, text=f"{job.get('stage') or job['status']} ({frac:.0%})")
         st.caption("It runs in its own process: reloading or closing this tab does not stop it.")
@@ -79,7 +79,7 @@ def draw(store: Any, job: dict, locked: bool = False) -> None:
                           args=(store, job["id"]), help="Sends the job's process a termination signal.")
         if st.session_state.get("job_stop_problem"):
             st.warning(st.session_state.pop("job_stop_problem"))
-    elif job["status"] == "failed":
+    elif job["status"] == RunStatus.FAILED:
         st.error(f"This job failed: {job.get('error') or 'no reason recorded'}", icon=":material/error:")
 
 
@@ -109,7 +109,7 @@ def jobs_frame(jobs: list[dict]) -> Any:
 
     rows = []
     for j in jobs:
-        status = j["status"] + (f" ({j['stage']})" if j["status"] in ACTIVE and j.get("stage") else "")
+        status = j["status"] + (f" ({j['stage']})" if j["status"] in ACTIVE_STATUSES and j.get("stage") else "")
         rows.append({"Open": _open_link(j), "Date": str(j.get("created_at") or "").replace("T", " ")[:16],
                      "Kind": KIND_TEXT.get(j["kind"], j["kind"]), "Status": status, "Of": _target(j),
                      "Reason": j.get("error") or "", "Job": j["id"]})
@@ -145,7 +145,7 @@ def history_section(store: Any, locked: bool) -> None:
     if target is None:
         return
     job = by_id[target]
-    if job["status"] in ACTIVE:
+    if job["status"] in ACTIVE_STATUSES:
         st.button("Stop this job", key=f"history_stop_{target}", icon=":material/stop_circle:", on_click=stop,
                   args=(store, target), help="Sends the job's process a termination signal; it records why and exits.")
         if st.session_state.get("job_stop_problem"):

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from profiling.report.recommend import RULE, Limits, evaluate, headline, limit_kind, p95_footnote, summary
+from profiling.schema import VariantStatus
 
 _INPUTS = (
     ("max_accuracy_drop_pts", "Max accuracy drop (points)", 0.5, ("Largest accuracy loss against the original you "
@@ -57,7 +58,7 @@ def accuracy_changes(store, run_id: str, variants: list[dict]) -> dict:
     examples = store.examples(run_id)
     if not examples.get("texts") or not store.predictions(run_id, 0):
         return {}
-    done = [v for v in variants if v.get("status") == "done"]
+    done = [v for v in variants if v.get("status") == VariantStatus.DONE]
     preds = {v["idx"]: store.predictions(run_id, v["idx"]) for v in done}
     return changes_of(done, preds, examples.get("labels"))
 

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import jobs
 from profiling.jobs import sensitivity
+from profiling.schema import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def render() -> None:
     _compute_form()
     wanted = st.query_params.get("job")
     job = store.get_job(wanted) if wanted else None
-    if job is not None and job["kind"] == "sensitivity" and job["status"] != "done":
+    if job is not None and job["kind"] == "sensitivity" and job["status"] != RunStatus.DONE:
         jobs.job_panel(store, wanted)  # queued, running or failed: its progress (live) or its reason
     elif wanted and job is None:
         st.warning(f"Job {wanted} is not in the store (deleted?).")

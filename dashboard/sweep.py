@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from profiling.report.figures import PALETTE
+from profiling.schema import ACTIVE_STATUSES, FINISHED_STATUSES, RunStatus, VariantStatus
 
 METRICS = {"ms_per_batch": "Latency per batch, median (ms)", "texts_per_s": "Throughput (texts/s)"}
 DASHES = ("solid", "dash", "dot", "dashdot", "longdash")
@@ -70,7 +71,7 @@ def render(store, run_id: str) -> None:
     from profiling.jobs.sweep import stored_sweeps
 
     run = store.get_run(run_id) or {}
-    finished = run.get("status") in ("done", "failed")
+    finished = run.get("status") in FINISHED_STATUSES
     sweeps = stored_sweeps(store, run_id)
     if finished and not share.locked():
         _launch_section(store, run_id, opened=not sweeps)
@@ -99,7 +100,7 @@ def _launch_section(store, run_id: str, opened: bool) -> None:
     from dashboard import jobs
 
     own = store.list_jobs("sweep", run_id)
-    shown = [j for j in own if j["status"] in jobs.ACTIVE] or [j for j in own[:1] if j["status"] == "failed"]
+    shown = [j for j in own if j["status"] in ACTIVE_STATUSES] or [j for j in own[:1] if j["status"] == RunStatus.FAILED]
     for job in shown:
         jobs.job_panel(store, job["id"])
     with st.expander("Sweep batch size / sequence length / threads", expanded=opened and not shown):
@@ -115,7 +116,7 @@ def sweep_form(store, run_id: str) -> dict | None:
     from profiling.jobs.sweep import DEFAULT_REPEATS, DEFAULT_TEXTS, REAL, SweepSpec, parse_list
 
     usable = {v["idx"]: v["name"] for v in store.variants(run_id)
-              if v["status"] == "done" and v.get("artifact") and (Path(v["artifact"]) / "artifact.json").is_file()}
+              if v["status"] == VariantStatus.DONE and v.get("artifact") and (Path(v["artifact"]) / "artifact.json").is_file()}
     if not usable:
         st.caption("No variant of this run has its model files on disk any more: nothing to sweep.")
         return None

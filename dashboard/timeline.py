@@ -8,6 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from profiling.measure.timing import ORDER, SEGMENTS, SETUP, run_timeline
+from profiling.schema import VariantStatus
 
 # One colour per kind of work: building (orange), process start-up (greys), timing (blues), evaluation (green).
 SEGMENT_COLORS: dict[str, str] = {
@@ -72,7 +73,7 @@ def render(store: Any, run_id: str, variants: list[dict]) -> None:
     """The "Where the time went" section of the Results page (nothing before any variant has timing)."""
     import streamlit as st
 
-    old = any(v.get("status") == "done" and not (v.get("metrics") or {}).get("timing_s") for v in variants)
+    old = any(v.get("status") == VariantStatus.DONE and not (v.get("metrics") or {}).get("timing_s") for v in variants)
     rows = run_timeline(variants, store.timelines(run_id) if old else None)  # older runs: from the phase marks
     if not rows:
         return

@@ -16,12 +16,13 @@ from profiling.report.uncertainty import (
     noisy_measurements,
     trust_frame,
 )
+from profiling.schema import VariantStatus
 
 
 def render(run: Mapping[str, Any], variants: list[dict], predictions: Mapping[int, Any] | None,
            examples: Mapping[str, Any] | None) -> None:
     """The "How sure are these numbers?" section of the Results page."""
-    done = [v for v in variants if v.get("status") == "done"]
+    done = [v for v in variants if v.get("status") == VariantStatus.DONE]
     if not done:
         return
     st.subheader("How sure are these numbers?")

@@ -21,6 +21,9 @@ class RunStatus(enum.StrEnum):
 
 # A job (a sweep, a sensitivity map) goes through the same states as a run.
 JobStatus = RunStatus
+# The states of a run or job that still has work ahead, and those it ends in.
+ACTIVE_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINISHED_STATUSES = (RunStatus.DONE, RunStatus.FAILED)
 
 
 class JobKind(enum.StrEnum):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from profiling.schema import RunStatus
+
 log = logging.getLogger(__name__)
 
 FOLDER = Path(__file__).resolve().parents[1] / "demo_runs"
@@ -97,7 +99,7 @@ def refresh(short: str, folder: Path | None = None, store_path: Path | None = No
         run_id = store.create_run(normalize_request(scenario_request(short)))
         execute(run_id, store)
         run = store.get_run(run_id) or {}
-        if run.get("status") != "done":
+        if run.get("status") != RunStatus.DONE:
             raise RuntimeError(f"the {short} scenario did not finish ({run.get('status')}: {run.get('error')}); "
                                "the shipped bundle is unchanged")
         out = bundle_path(short, folder)

@@ -42,6 +42,7 @@ from typing import Any
 from compression.errors import UserError
 from profiling import paths
 from profiling.jobs.executor import ExecutorError, Sweep, host_port
+from profiling.schema import VariantStatus
 
 log = logging.getLogger(__name__)
 
@@ -288,7 +289,7 @@ class _Drive:
                 timing["timing_s"] = variant_timing(out.get("metrics") or {}, out.get("phases") or [], build_s,
                                                     profile_s)
             metrics = {**(out.get("metrics") or {}), **timing}
-            rep.variant(idx, status="failed", error=out.get("error") or "failed on the cluster",
+            rep.variant(idx, status=VariantStatus.FAILED, error=out.get("error") or "failed on the cluster",
                         finished_at=now_iso(), **({"metrics": _plain(metrics)} if metrics else {}))
             return None
         t_after = time.perf_counter()
@@ -302,7 +303,7 @@ class _Drive:
         metrics.update(extra)
         self.store.set_predictions(self.run_id, idx, out["preds"], out["probs"])
         metrics["timing_s"] = variant_timing(metrics, out["phases"], build_s, profile_s, time.perf_counter() - t_after)
-        rep.variant(idx, status="done", stage="done", progress=1.0, metrics=_plain(metrics), finished_at=now_iso())
+        rep.variant(idx, status=VariantStatus.DONE, stage="done", progress=1.0, metrics=_plain(metrics), finished_at=now_iso())
         if node:
             self.finished[idx] = node
         return list(out["preds"])
@@ -472,7 +473,7 @@ def measure_on_node(v: dict, base: Any, data: Any, settings: dict, eval_texts: l
         sink.variant(idx, node=node)
         sink.where = f"on {node['ip']} ({node['node_id'][:8]})"
         out["started_wall"] = time.time()
-        sink.variant(idx, status="building", stage="building", progress=0.0, started_at=now_iso(), error=None)
+        sink.variant(idx, status=VariantStatus.BUILDING, stage="building", progress=0.0, started_at=now_iso(), error=None)
         check_shared(probe, base)
         t_build = time.perf_counter()
         with _build_lock(v):
@@ -483,7 +484,7 @@ def measure_on_node(v: dict, base: Any, data: Any, settings: dict, eval_texts: l
             notes.append(f"{settings['threads']} threads pinned to {len(affinity)} CPU(s) of its node "
                          f"({', '.join(map(str, affinity))}): the node has fewer CPUs to give")
         sink.variant(idx, lineage=list(art.lineage), artifact=str(art.path), notes=notes)
-        sink.variant(idx, status="profiling", stage="starting a fresh process", progress=0.0)
+        sink.variant(idx, status=VariantStatus.PROFILING, stage="starting a fresh process", progress=0.0)
         workload = measurement_workload(settings, eval_texts, latency_texts)
         window_start = time.time()
         t_profile = time.perf_counter()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from compression.errors import UserError
+from profiling.schema import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +336,7 @@ def stored_maps(store: Any) -> list[dict[str, Any]]:
     if read_only():
         jobs += pending_json_results(store, "sensitivity")
     return [{"id": j["id"], "created": j["created_at"], "result": j["result"]}
-            for j in jobs if j.get("status", "done") == "done" and j["result"]]
+            for j in jobs if j.get("status", RunStatus.DONE) == RunStatus.DONE and j["result"]]
 
 
 def json_result_files(store: Any) -> list[Path]:
@@ -466,7 +467,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
                "seed": args.seed, "rank_fraction": args.rank_fraction}
     job_id = launcher.create_job("sensitivity", request, store)
     job = launcher.execute_job(job_id, store, on_progress=None if args.json else _print_progress(sys.stderr))
-    if job["status"] != "done":
+    if job["status"] != RunStatus.DONE:
         raise SensitivityError(f"sensitivity map {job_id} failed: {job.get('error')}")
     result = job["result"]
     if args.json:

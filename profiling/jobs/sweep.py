@@ -21,6 +21,7 @@ from typing import Any
 from compression.errors import UserError
 from profiling.measure.monitor import Workload, profile_in_child
 from profiling.measure.workloads import WorkloadSpec
+from profiling.schema import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -259,7 +260,7 @@ def stored_sweeps(store: Any, run_id: str | None) -> list[dict]:
     return [{"id": job["id"], "run_id": job["run_id"], "created": job["created_at"],
              "spec": job["result"].get("spec") or {}, "env": job["result"].get("env") or {},
              "points": list(job["result"].get("points") or [])}
-            for job in jobs if job.get("status", "done") == "done" and job["result"] and job["run_id"] == run_id]
+            for job in jobs if job.get("status", RunStatus.DONE) == RunStatus.DONE and job["result"] and job["run_id"] == run_id]
 
 
 def json_result_files(store: Any) -> list[Path]:
@@ -375,7 +376,7 @@ def _cmd_sweep(args: Any) -> int:
     request = {"run_id": args.run_id, "variants": which, "artifacts": list(args.artifact), "spec": spec.to_json()}
     job_id = launcher.create_job("sweep", request, store)
     job = launcher.execute_job(job_id, store, on_progress=lambda f, msg: print(msg, file=sys.stderr))
-    if job["status"] != "done":
+    if job["status"] != RunStatus.DONE:
         raise SweepError(f"sweep {job_id} failed: {job.get('error')}")
     points = job["result"]["points"]
     print(format_points(points))

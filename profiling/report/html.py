@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from profiling.schema import FINISHED_STATUSES, RunStatus, VariantStatus
 from profiling.store.runs import RunStore, describe_dataset
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _predictions_section(store: RunStore, run_id: str, variants: list[dict], fig
     heads = {"example": "#", "text": "Text", "true": "True", "original": "Original", "original_prob": "Orig. prob",
              "variant": "Variant", "variant_prob": "Var. prob", "effect": "Effect"}
     for v in variants[1:]:
-        p = store.predictions(run_id, v["idx"]) if v.get("status") == "done" else None
+        p = store.predictions(run_id, v["idx"]) if v.get("status") == VariantStatus.DONE else None
         if not p or len(p.get("preds") or []) != len(original["preds"]):
             continue
         diff = rd.confusion(y, p["preds"], n) - cm_orig
@@ -159,7 +160,7 @@ def _headline(variants: list[dict], preds: dict, examples: dict) -> str:
     from profiling.report.recommend import Limits, evaluate, headline
     from profiling.report.uncertainty import accuracy_changes
 
-    done = [v for v in variants if v.get("status") == "done"]
+    done = [v for v in variants if v.get("status") == VariantStatus.DONE]
     labels = examples.get("labels") if examples.get("texts") else None
     limits = Limits()
     text = headline(evaluate(variants, limits, accuracy_changes(done, preds, labels)), limits)
@@ -195,9 +196,9 @@ def build_html(store: RunStore, run_id: str) -> str:
         f"{_esc(s.get('eval_size', '?'))} evaluation examples</p>"
     )
     body = [title_line, meta_line]
-    if run.get("status") in ("done", "failed") and not df.empty:
+    if run.get("status") in FINISHED_STATUSES and not df.empty:
         body.append(_headline(variants, preds, examples))
-    if run.get("status") == "failed":
+    if run.get("status") == RunStatus.FAILED:
         body.append(f'<p class="note">This run failed: {_esc(run.get("error") or "no reason recorded")}</p>')
 
     body.append("<h2>Summary</h2>")
@@ -205,7 +206,7 @@ def build_html(store: RunStore, run_id: str) -> str:
         body.append("<p>No variants recorded.</p>")
     else:
         heads = rd.display_columns(df)
-        status = pd.Series(["failed" if s == "failed" else "" for s in df["status"]])
+        status = pd.Series(["failed" if s == VariantStatus.FAILED else "" for s in df["status"]])
         body.append(_table(df, heads, {"variant", "techniques", "status"}, status))
         body.append("<p>Ratios are the variant's figure divided by the original's (below 1 = smaller or faster); "
                     "\u0394 accuracy is in percentage points.</p>")
@@ -220,7 +221,7 @@ def build_html(store: RunStore, run_id: str) -> str:
         body.append(f"<p>{_esc(runtime_split.EXPLANATION)}</p>")
 
     body.append("<h2>Tradeoffs</h2>")
-    done = df[df["status"] == "done"] if not df.empty else df
+    done = df[df["status"] == VariantStatus.DONE] if not df.empty else df
     if done.empty:
         body.append("<p>No finished variants.</p>")
     else:

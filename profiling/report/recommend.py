@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from profiling.schema import VariantStatus
+
 RULE = (
     "Among the variants that meet every limit, the one with the lowest p95 latency (batch 1) is recommended; "
     "ties go to the smaller size on disk, then the lower peak RAM."
@@ -105,7 +107,7 @@ def evaluate(variants: list[dict], limits: Limits, changes: dict[int, Any] | Non
     meets every limit is marked ``recommended`` (see RULE). ``changes`` (idx -> AccuracyChange, from
     profiling.report.uncertainty.accuracy_changes) lets the no-accuracy-limit case test "within noise" (ASSUMED)."""
     changes = changes or {}
-    done = [v for v in variants if v.get("status") == "done"]
+    done = [v for v in variants if v.get("status") == VariantStatus.DONE]
     orig = next((v for v in done if int(v.get("idx", -1)) == 0), None)
     orig_acc = _num((orig or {}).get("metrics", {}).get("accuracy")) if orig else None
     out = []

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from profiling.measure.stats import compare_intervals, latency_interval
+from profiling.schema import VariantStatus
 
 # Formats whose models run outside PyTorch, with the runtime's name.
 RUNTIMES: dict[str, str] = {"onnx": "ONNX Runtime", "openvino": "OpenVINO"}
@@ -202,11 +203,11 @@ def runtime_splits(variants: Sequence[Mapping[str, Any]], batch_size: int | None
     by_chain: dict[tuple[str, ...], Mapping[str, Any]] = {}
     for v in variants:
         key = tuple(_step(s)[0] for s in _chain(v))
-        if key not in by_chain or (v.get("status") == "done" and by_chain[key].get("status") != "done"):
+        if key not in by_chain or (v.get("status") == VariantStatus.DONE and by_chain[key].get("status") != VariantStatus.DONE):
             by_chain[key] = v  # the first finished variant of a chain, if a chain appears twice
     out: list[Split] = []
     for v in variants:
-        plan = _plan(_chain(v)) if v.get("status") == "done" else None
+        plan = _plan(_chain(v)) if v.get("status") == VariantStatus.DONE else None
         if plan is None:
             continue
         name = str(v.get("name") or f"variant {v.get('idx')}")
@@ -219,8 +220,8 @@ def runtime_splits(variants: Sequence[Mapping[str, Any]], batch_size: int | None
             else ("the run has no original model to split this gain against")
         )
         add_rt = f"add the `{plan.runtime_spec}` variant to split this gain"
-        pt_m = (pt.get("metrics") or {}) if pt and pt.get("status") == "done" else None
-        rt_m = (rt.get("metrics") or {}) if rt and rt.get("status") == "done" else None
+        pt_m = (pt.get("metrics") or {}) if pt and pt.get("status") == VariantStatus.DONE else None
+        rt_m = (rt.get("metrics") or {}) if rt and rt.get("status") == VariantStatus.DONE else None
         q_m = v.get("metrics") or {}
         for figure, label in _figures(q_m, batch_size).items():
             if _value(q_m, figure) is None:
