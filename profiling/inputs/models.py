@@ -89,12 +89,20 @@ class ModelError(BaseModelError):
     """A model spec that cannot be resolved; the message is shown to the user as is."""
 
 
-def resolve_model(spec: str, dataset: LabeledData | None = None, progress: ProgressFn | None = None) -> Artifact:
+def resolve_model(
+    spec: str,
+    dataset: LabeledData | None = None,
+    progress: ProgressFn | None = None,
+    finetune: str | None = None,
+) -> Artifact:
     """The base hf artifact for ``spec`` (see MODEL_CHOICES; also ``path:/dir``, ``hub:org/name`` or ``org/name``).
 
-    With a dataset, the model's number of labels must match the dataset's number of classes.
+    With a dataset, the model's number of labels must match the dataset's number of classes. A local folder or Hub
+    id holding a base encoder (no classification head, e.g. a sentence-transformers folder) is fine-tuned on the
+    dataset's train split first (``finetune``: "full" or "head", see finetune.FINETUNE_MODES; cached).
     """
     spec = (spec or "").strip()
+    base_encoder = BaseEncoderUse(dataset, finetune or "full", progress)
     try:
         if spec == "default":
             artifact = _default(dataset, progress)
@@ -103,13 +111,13 @@ def resolve_model(spec: str, dataset: LabeledData | None = None, progress: Progr
         elif spec.startswith("preset:"):
             artifact = build_preset(spec.removeprefix("preset:"), dataset, progress)
         elif spec.startswith("path:"):
-            artifact = from_local_folder(Path(spec.removeprefix("path:").strip()).expanduser(), progress)
+            artifact = from_local_folder(Path(spec.removeprefix("path:").strip()).expanduser(), progress, base_encoder)
         elif spec.startswith(("/", "./", "../", "~")):
-            artifact = from_local_folder(Path(spec).expanduser(), progress)
+            artifact = from_local_folder(Path(spec).expanduser(), progress, base_encoder)
         elif spec.startswith("hub:"):
-            artifact = from_hub(spec.removeprefix("hub:").strip(), progress)
+            artifact = from_hub(spec.removeprefix("hub:").strip(), progress, base_encoder)
         elif HUB_ID_RE.match(spec) and ":" not in spec:
-            artifact = from_hub(spec, progress)
+            artifact = from_hub(spec, progress, base_encoder)
         else:
             raise ModelError(
                 f"unknown model {spec!r}: use one of {', '.join(MODEL_CHOICES)}, "
@@ -313,18 +321,66 @@ def check_local_folder(path: Path) -> None:
         raise ModelError(f"{path} is not a Hugging Face model folder: no weights (model.safetensors)")
 
 
-def from_local_folder(path: Path, progress: ProgressFn | None = None) -> Artifact:
-    """Copy a local Hugging Face sequence-classifier folder into a base artifact (checked first)."""
+class BaseEncoderUse:
+    """What to do with a base encoder (a model with no classification head): the dataset to fine-tune it on and
+    the mode ("full" or "head"); without a dataset it is refused with the way forward."""
+
+    def __init__(self, dataset: LabeledData | None, mode: str, progress: ProgressFn | None) -> None:
+        from profiling.inputs.finetune import FINETUNE_MODES
+
+        if mode not in FINETUNE_MODES:
+            raise ModelError(f"unknown fine-tuning mode {mode!r}: choose one of {', '.join(FINETUNE_MODES)}")
+        self.dataset, self.mode, self.progress = dataset, mode, progress
+
+
+def encoder_folder(path: Path) -> Path:
+    """The folder holding the transformer of a sentence-transformers folder (its modules.json names it: often the
+    folder itself, in older layouts a subfolder such as 0_Transformer); any other folder is returned as is."""
+    modules = path / "modules.json"
+    if not modules.is_file():
+        return path
+    try:
+        entries = json.loads(modules.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{modules} cannot be read as JSON: {exc}") from None
+    transformers_ = [
+        e for e in entries if isinstance(e, dict) and str(e.get("type", "")).endswith("models.Transformer")
+    ] if isinstance(entries, list) else []
+    if not transformers_:
+        raise ModelError(f"{modules} names no sentence_transformers Transformer module: no encoder to load")
+    sub = str(transformers_[0].get("path") or "")
+    inner = (path / sub).resolve()
+    if inner != path.resolve() and path.resolve() not in inner.parents:
+        raise ModelError(f"{modules} points outside its folder ({sub!r}); refused")
+    return inner
+
+
+def from_local_folder(
+    path: Path, progress: ProgressFn | None = None, base_encoder: BaseEncoderUse | None = None
+) -> Artifact:
+    """Copy a local Hugging Face sequence-classifier folder into a base artifact (checked first); a base encoder
+    folder (a sentence-transformers folder among them) is fine-tuned into one (see BaseEncoderUse)."""
+    from profiling.inputs.model_roots import FolderNotAllowed, allowed_folder
+
+    try:  # the allowed roots are checked on the folder given, before its modules.json is read
+        path = allowed_folder(path.expanduser())
+    except FolderNotAllowed as exc:
+        raise ModelError(str(exc)) from None
+    if path.is_dir():
+        path = encoder_folder(path.resolve())
     check_local_folder(path)
     path = path.expanduser().resolve()  # load what was checked: the resolved folder under an allowed root
     stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file()]
     key = hashlib.sha256(repr((str(path.resolve()), stamp)).encode()).hexdigest()[:12]
     target = paths.models_dir() / f"local-{_slug(path.resolve().name)}-{key}"
-    return _import_pretrained(str(path), target, f"local folder {path}", local_only=True, progress=progress)
+    return _import_pretrained(
+        str(path), target, f"local folder {path}", local_only=True, progress=progress, base_encoder=base_encoder
+    )
 
 
-def from_hub(repo_id: str, progress: ProgressFn | None = None) -> Artifact:
-    """Fetch a Hub sequence classifier with the real ``from_pretrained`` path (cached after the first fetch)."""
+def from_hub(repo_id: str, progress: ProgressFn | None = None, base_encoder: BaseEncoderUse | None = None) -> Artifact:
+    """Fetch a Hub sequence classifier with the real ``from_pretrained`` path (cached after the first fetch); a
+    base encoder is fine-tuned into one (see BaseEncoderUse)."""
     if not HUB_ID_RE.match(repo_id):
         raise ModelError(f"{repo_id!r} is not a valid Hugging Face Hub model id (expected org/name)")
     target = paths.models_dir() / f"hub-{_slug(repo_id)}"
@@ -333,17 +389,29 @@ def from_hub(repo_id: str, progress: ProgressFn | None = None) -> Artifact:
     local_only = _hub_offline()
     if not local_only and not _hub_reachable():
         local_only = True  # not reachable: a copy in the local HF cache may still work; else fail fast below
-    return _import_pretrained(repo_id, target, repo_id, local_only=local_only, progress=progress, hub=True)
+    return _import_pretrained(
+        repo_id, target, repo_id, local_only=local_only, progress=progress, hub=True, base_encoder=base_encoder
+    )
 
 
 def _import_pretrained(
-    source: str, target: Path, what: str, *, local_only: bool, progress: ProgressFn | None, hub: bool = False
+    source: str,
+    target: Path,
+    what: str,
+    *,
+    local_only: bool,
+    progress: ProgressFn | None,
+    hub: bool = False,
+    base_encoder: BaseEncoderUse | None = None,
 ) -> Artifact:
     if (target / "artifact.json").is_file():
         return Artifact.load(target)
     report = progress or (lambda frac, msg: None)
     report(0.0, f"reading the config of {what}")
     config = _load_config(source, what, local_only, hub)
+    if is_base_encoder(config):
+        _check_ram(config, what)
+        return _finetuned_base_encoder(source, target, what, config, local_only, hub, base_encoder)
     _check_classifier(config, what)
     params = _check_ram(config, what)
 
@@ -390,6 +458,86 @@ def _import_pretrained(
     artifact = build_cached(target, build)
     report(1.0, f"{what} ready")
     return artifact
+
+
+def is_base_encoder(config: Any) -> bool:
+    """A config with no ``*ForSequenceClassification`` architecture whose model type transformers can put a
+    classification head on (BertModel, XLMRobertaModel, ...; a config that declares no architecture counts too)."""
+    from transformers import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    archs = list(getattr(config, "architectures", None) or [])
+    if any(a.endswith("ForSequenceClassification") for a in archs):
+        return False
+    if any(a.endswith(("ForCausalLM", "ForConditionalGeneration", "LMHeadModel")) for a in archs):
+        return False  # a generator, not an encoder
+    return type(config) in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+
+def _finetuned_base_encoder(
+    source: str,
+    import_target: Path,
+    what: str,
+    config: Any,
+    local_only: bool,
+    hub: bool,
+    use: BaseEncoderUse | None,
+) -> Artifact:
+    """The classifier fine-tuned from the base encoder ``source`` on the chosen dataset (cached per encoder,
+    dataset content and mode)."""
+    from profiling.inputs import finetune
+
+    kind = ", ".join(getattr(config, "architectures", None) or []) or config.model_type
+    if use is None or use.dataset is None:
+        raise ModelError(
+            f"{what} is a base encoder ({kind}) with no classification head: choose a dataset to fine-tune it "
+            f"on (fine-tuning mode: {' or '.join(finetune.FINETUNE_MODES)}), and it becomes a classifier first"
+        )
+    data = use.dataset
+    encoder_dir = Path(source)
+    if hub:  # fetch the encoder once into a plain folder (weights as safetensors, a fast tokenizer)
+        encoder_dir = build_cached(import_target.with_name(import_target.name + "-encoder"),
+                                   lambda out: _save_encoder(source, out, what, local_only, hub))
+        encoder_dir = encoder_dir.path
+    elif not (encoder_dir / "tokenizer.json").is_file():
+        raise ModelError(
+            f"{what} has no tokenizer.json (a fast tokenizer); save it with "
+            "AutoTokenizer.from_pretrained(folder).save_pretrained(folder) and retry"
+        )
+    content = hashlib.sha256(repr((data.label_names, data.train_texts, data.train_labels)).encode()).hexdigest()
+    recipe = finetune.base_encoder_recipe(data)
+    key = hashlib.sha256(repr((import_target.name, content, use.mode, sorted(recipe.items()))).encode())
+    target = paths.models_dir() / f"finetuned-{import_target.name[:60]}-{use.mode}-{key.hexdigest()[:12]}"
+    name = source if hub else path_name(source)
+    return build_cached(
+        target,
+        lambda out: finetune.finetune_encoder(
+            encoder_dir,
+            data,
+            out,
+            progress=use.progress,
+            mode=use.mode,
+            source_name=f"{kind} {name}",
+            base_name=name,
+            extra_meta={"source": ("hub:" if hub else "path:") + source, "base_encoder": kind},
+            **recipe,
+        ),
+    )
+
+
+def _save_encoder(source: str, out_dir: Path, what: str, local_only: bool, hub: bool) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        model = AutoModel.from_pretrained(source, dtype=torch.float32, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_only)
+    except Exception as exc:
+        raise _load_error(exc, what, hub) from exc
+    if not getattr(tokenizer, "is_fast", False):
+        raise ModelError(f"{what} has only a slow (Python) tokenizer; a fast tokenizer (tokenizer.json) is needed")
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return {"base": source, "source": "hub:" + source, "base_encoder": True}
 
 
 def path_name(source: str) -> str:

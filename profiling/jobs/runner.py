@@ -70,6 +70,7 @@ def normalize_request(request: dict, precheck: bool = True) -> dict:
     dataset = _check_dataset(request.get("dataset"), precheck)
     settings = _check_settings(request.get("settings"))
     variants = _check_variants(request.get("variants"))
+    finetune = _check_finetune(request.get("finetune"))
     if precheck:
         _check_labels_match(model, dataset)
     try:
@@ -78,6 +79,10 @@ def normalize_request(request: dict, precheck: bool = True) -> dict:
         raise RequestError(str(exc)) from None
     out = {key: value for key, value in request.items() if key not in ("executor", "ray_address")}
     out.update(model=model, dataset=dataset, settings=settings, variants=variants, **executor)
+    if finetune is None:
+        out.pop("finetune", None)
+    else:
+        out["finetune"] = finetune
     if request.get("workloads"):  # extra latency workloads: real texts, bucketed, fixed shapes (profiling.measure.workloads)
         from profiling.measure.workloads import normalize_workloads
 
@@ -116,10 +121,16 @@ def _check_model(spec: Any) -> str:
             raise RequestError(str(exc)) from None
         if not folder.is_dir():
             raise RequestError(f"model folder {rest!r} does not exist")
+        from profiling.inputs.models import ModelError, encoder_folder
+
+        try:  # a sentence-transformers folder: its transformer may sit in a subfolder
+            folder = encoder_folder(folder)
+        except ModelError as exc:
+            raise RequestError(str(exc)) from None
         if not any((folder / f).is_file() for f in ("config.json", "artifact.json")):
             raise RequestError(f"{rest!r} is not a model folder (no config.json)")
         if not (folder / "artifact.json").is_file():  # a Hugging Face folder: pickles, custom code (no torch)
-            from profiling.inputs.models import ModelError, check_local_folder
+            from profiling.inputs.models import check_local_folder
 
             try:
                 check_local_folder(folder)
@@ -131,6 +142,18 @@ def _check_model(spec: Any) -> str:
         raise RequestError(f"{spec!r} is not a model: use 'default', 'preset:<name>', 'path:<folder>' or a Hub id "
                            "like 'org/name'")
     return spec
+
+
+def _check_finetune(mode: Any) -> str | None:
+    """How a base encoder (a model with no classification head) is fine-tuned first: None (the default, "full"),
+    "full" or "head"."""
+    from profiling.inputs.finetune import FINETUNE_MODES
+
+    if mode is None:
+        return None
+    if mode not in FINETUNE_MODES:
+        raise RequestError(f"unknown fine-tuning mode {mode!r}: choose one of {', '.join(FINETUNE_MODES)}")
+    return mode
 
 
 def _model_choices() -> dict[str, str]:
@@ -202,6 +225,8 @@ def _check_labels_match(model: str, dataset: dict) -> None:
         return
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
+        if not any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or []):
+            return  # a base encoder: fine-tuned on the dataset's own classes, nothing to match
         id2label = {str(k): str(v) for k, v in (config.get("id2label") or {}).items()}
         n_labels = int(config.get("num_labels") or len(id2label) or 2)
     except (OSError, ValueError, TypeError, AttributeError):
@@ -471,7 +496,7 @@ def _load_inputs(request: dict, rep: _Reporter, state: dict) -> tuple[Any, Any]:
             last[0] = time.monotonic()
             rep.stage(f"preparing the model: {msg} ({frac:.0%})")
 
-    base = resolve_model(request["model"], data, progress=model_progress)
+    base = resolve_model(request["model"], data, progress=model_progress, finetune=request.get("finetune"))
     return base, match_labels(base.meta, data)
 
 

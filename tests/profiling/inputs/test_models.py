@@ -153,10 +153,20 @@ def test_local_folder_errors(tmp_path: Path, data_dir: Path) -> None:
         resolve_model(f"path:{tmp_path / 'empty'}")
 
 
-def test_local_non_classifier_is_refused(tmp_path: Path, data_dir: Path) -> None:
+def test_local_base_encoder_without_a_dataset_says_how_to_use_it(tmp_path: Path, data_dir: Path) -> None:
     folder = save_tiny(tmp_path / "encoder", "BertModel")
-    with pytest.raises(ModelError, match="not a sequence classifier: it is BertModel"):
+    with pytest.raises(ModelError, match=r"base encoder \(BertModel\) with no classification head: choose a dataset"):
         resolve_model(f"path:{folder}")
+    assert not list((data_dir / "models").glob("*"))
+
+
+def test_local_generator_is_not_taken_for_an_encoder(tmp_path: Path, data_dir: Path) -> None:
+    folder = save_tiny(tmp_path / "lm", "BertForMaskedLM")
+    config = json.loads((folder / "config.json").read_text())
+    config["architectures"] = ["BertLMHeadModel"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="not a sequence classifier: it is BertLMHeadModel"):
+        resolve_model(f"path:{folder}", three_class())
     assert not list((data_dir / "models").glob("local-*"))
 
 
