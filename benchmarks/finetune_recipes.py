@@ -1,5 +1,8 @@
 """Times fine-tuning recipes of a default classifier and their held-out accuracy (is a faster build as accurate?).
 
+The ``head`` recipes fine-tune only a new classification head on the frozen encoder (the base-encoder mode
+"head"); their seconds over the baseline's are what the dashboard's time estimate uses (finetune.HEAD_STEP_COST).
+
 Usage: ``python benchmarks/finetune_recipes.py [--dataset movie-reviews] [--recipes baseline,half-lr2x]``. Each recipe
 fine-tunes MiniLM-L6 on the bundled dataset's train split into a temp folder (nothing in the data folder changes) and
 evaluates on the whole test split, as ``python -m profiling setup`` does. Prints a table (wall and CPU seconds,
@@ -29,6 +32,8 @@ RECIPES: dict[str, dict] = {
     "half-lr2x": {"max_train": 3000, "lr": 2e-4},
     "two-thirds-lr1.5x": {"max_train": 4000, "lr": 1.5e-4},
     "len48": {"max_length": 48},
+    "head": {"mode": "head"},
+    "head-lr5e-3": {"mode": "head", "lr": 5e-3},
 }
 
 
@@ -44,21 +49,24 @@ def cpu_model() -> str:
 
 def run_recipe(dataset: str, overrides: dict) -> dict:
     data = load_dataset({"kind": "bundled", "name": dataset})
-    recipe = {**finetune.RECIPES[dataset], **{k: v for k, v in overrides.items() if k != "lr"}}
-    old_lr = finetune.LEARNING_RATE
-    finetune.LEARNING_RATE = overrides.get("lr", old_lr)
+    mode = overrides.get("mode", "full")
+    recipe = {**finetune.RECIPES[dataset], **{k: v for k, v in overrides.items() if k not in ("lr", "mode")}}
+    old_lr = finetune.FINETUNE_MODES[mode]["lr"]
+    finetune.FINETUNE_MODES[mode]["lr"] = overrides.get("lr", old_lr)
     load_before = os.getloadavg()[0]
     try:
         with tempfile.TemporaryDirectory(prefix="finetune-recipe-") as tmp:
             start = time.perf_counter()
-            meta = finetune.finetune_minilm(data, Path(tmp), progress=lambda f, m: None, **recipe)
+            meta = finetune.finetune_encoder(finetune.minilm_dir(), data, Path(tmp), progress=lambda f, m: None,
+                                             mode=mode, **recipe)
             wall = time.perf_counter() - start
     finally:
-        finetune.LEARNING_RATE = old_lr
+        finetune.FINETUNE_MODES[mode]["lr"] = old_lr
     ft = meta["finetune"]
     return {
         "dataset": dataset,
         "recipe": recipe,
+        "mode": mode,
         "lr": overrides.get("lr", old_lr),
         "train_examples": ft["train_examples"],
         "steps": ft["epochs"] * -(-ft["train_examples"] // ft["batch_size"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -153,16 +154,76 @@ def _check_folder(folder: str) -> tuple[str | None, list[str]]:
     path = Path(folder).expanduser()
     if not path.is_dir():
         return None, problem(f"No folder at {path}.")
-    if not (path / "config.json").is_file():
+    from profiling.inputs.models import ModelError, encoder_folder
+
+    try:
+        inner = encoder_folder(path)  # a sentence-transformers folder: its transformer may sit in a subfolder
+    except ModelError as exc:
+        return None, problem(str(exc))
+    if not (inner / "config.json").is_file():
         return None, problem(f"{path} has no config.json: it is not a saved Hugging Face model folder.")
     if not (path / "artifact.json").is_file():  # pickle weights, custom code: refused before launch (file names only)
-        from profiling.inputs.models import ModelError, check_local_folder
+        from profiling.inputs.models import check_local_folder
 
         try:
-            check_local_folder(path)
+            check_local_folder(inner)
         except ModelError as exc:
             return None, problem(str(exc))
     return f"path:{path.resolve()}", []
+
+
+def finetune_picker(model: str | None, dataset: dict[str, Any] | None) -> str | None:
+    """For a local base encoder (no classification head): how to fine-tune it into a classifier first, each mode
+    with a rough time estimate; None for every other model (nothing to choose)."""
+    if not model or not model.startswith("path:"):
+        return None
+    from profiling.inputs import finetune
+    from profiling.inputs.models import ModelError, encoder_folder
+
+    try:
+        config = json.loads((encoder_folder(Path(model.removeprefix("path:"))) / "config.json").read_text())
+    except (ModelError, OSError, ValueError):
+        return None  # the folder check above has said what is wrong
+    archs = [str(a) for a in config.get("architectures") or []]
+    if any(a.endswith("ForSequenceClassification") for a in archs) or not isinstance(config, dict):
+        return None
+    n_train = _train_size(dataset)
+    estimates = finetune.estimate_finetune_seconds(config, n_train)
+
+    def label(mode: str) -> str:
+        text = finetune.FINETUNE_MODES[mode]["label"]
+        secs = estimates.get(mode)
+        return f"{text}, about {finetune.duration_text(secs)}" if secs else text
+
+    st.info(
+        f"This folder holds a base encoder ({', '.join(archs) or config.get('model_type', '?')}) with no "
+        "classification head. The run first fine-tunes it on the chosen dataset's train split"
+        + (f" ({n_train:,} texts)" if n_train else "")
+        + " and caches the classifier; it is then compressed like any other.",
+        icon=":material/school:",
+    )
+    mode = st.radio(
+        "Fine-tuning", list(finetune.FINETUNE_MODES), key="finetune_mode", format_func=label, horizontal=True,
+        help="Full: every weight but the word embeddings trains (the most accurate). Head only: the encoder is "
+        "frozen and only the new head trains (each step is a forward pass: much faster, usually less accurate). "
+        + finetune.ESTIMATE_NOTE,
+    )
+    return str(mode)
+
+
+def _train_size(dataset: dict[str, Any] | None) -> int | None:
+    """The number of train texts the fine-tune would use, when it is cheap to know (a bundled dataset)."""
+    if not dataset or dataset.get("kind") != "bundled":
+        return None
+    from profiling.inputs import finetune
+    from profiling.inputs.datasets import DatasetError, load_dataset
+
+    try:
+        data = load_dataset(dataset)
+    except DatasetError:
+        return None
+    cap = finetune.base_encoder_recipe(data).get("max_train")
+    return min(len(data.train_texts), cap) if cap else len(data.train_texts)
 
 
 # ---- dataset ---------------------------------------------------------------------------------------------

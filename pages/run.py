@@ -186,6 +186,7 @@ def setup_form() -> None:
     st.markdown("#### 2 · Labeled data")
     dataset, data_errors = pickers.dataset_picker()
     data_errors = data_errors + pickers.default_classifier_problem(model, dataset)
+    finetune_mode = pickers.finetune_picker(model, dataset)
     st.markdown("#### 3 · Techniques")
     hardware.render()  # this CPU's instruction sets; the picker warns under techniques it cannot speed up
     variants, tech_errors = technique_picker.technique_picker(model)
@@ -214,7 +215,8 @@ def setup_form() -> None:
     )
     if clicked:
         launch({"model": model, "dataset": dataset, "variants": variants, "settings": settings,
-                **({"workloads": workloads} if workloads else {}), **executor})
+                **({"workloads": workloads} if workloads else {}), **executor,
+                **({"finetune": finetune_mode} if finetune_mode else {})})
 
 
 def launch(request: dict) -> None:

@@ -3,6 +3,8 @@ encoder a user brings (built once, cached)."""
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import math
 import random
@@ -30,6 +32,9 @@ SEED = 0
 THREADS = 2
 # Fine-tuning a base encoder: every weight but the word embeddings, or only the new classification head (the
 # encoder frozen: each step is a forward pass plus the head's backward, so much cheaper, usually less accurate).
+# A head-only step's seconds over a full step's (encoder forward without a graph + the head's backward), measured
+# with benchmarks/finetune_recipes.py --modes on the default classifier's encoder.
+HEAD_STEP_COST = 0.35
 FINETUNE_MODES: dict[str, dict[str, Any]] = {
     "full": {"lr": LEARNING_RATE, "label": "full (all weights)"},
     "head": {"lr": 2e-3, "label": "head only (encoder frozen)"},
@@ -41,6 +46,59 @@ RECIPES: dict[str, dict[str, Any]] = {
     "movie-reviews": {"epochs": 1, "max_train": 6000},
     "tweets": {"epochs": 1, "max_train": None},
 }
+
+
+ESTIMATE_NOTE = (
+    "The times are rough: this machine's own fine-tune of the default classifier, scaled by parameter count and "
+    "number of texts (text length and architecture change them)."
+)
+
+
+def estimate_finetune_seconds(config: dict[str, Any], n_train: int | None) -> dict[str, float]:
+    """Rough seconds to fine-tune the encoder of ``config`` (a config.json dict) on ``n_train`` texts per mode:
+    the default movie-reviews classifier's measured training seconds on this machine per (text x parameter),
+    times the encoder's parameters and texts; head-only steps cost the measured HEAD_STEP_COST of a full step.
+    Empty when the default classifier is not built here yet (no measured rate) or ``n_train`` is unknown."""
+    if not n_train:
+        return {}
+    rate = _measured_rate()
+    params = _config_parameters(json.dumps(config, sort_keys=True))
+    if rate is None or not params:
+        return {}
+    full = rate * params * n_train
+    return {"full": full, "head": full * HEAD_STEP_COST}
+
+
+def duration_text(seconds: float) -> str:
+    return _duration(seconds)
+
+
+def _measured_rate() -> float | None:
+    from compression.artifact import Artifact
+
+    folder = default_model_dir("movie-reviews")
+    try:
+        meta = Artifact.load(folder).meta
+        recorded = meta["finetune"]
+        return float(recorded["train_time_s"]) / (int(recorded["train_examples"]) * int(meta["param_count"]))
+    except (OSError, KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+@functools.lru_cache(maxsize=32)
+def _config_parameters(config_json: str) -> int | None:
+    """Parameters of the classifier built from a config.json text, on the meta device (no weights, no memory)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    fields = json.loads(config_json)
+    try:
+        config = AutoConfig.for_model(fields.pop("model_type"), **fields)
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(config)
+    except Exception:  # noqa: BLE001 - an odd config: no estimate, the run judges it
+        return None
+    return sum(p.numel() for p in model.parameters())
 
 
 def base_encoder_recipe(data: LabeledData) -> dict[str, Any]:

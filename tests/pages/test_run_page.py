@@ -485,3 +485,62 @@ def test_an_empty_ray_address_measures_here(open_page, app_env, store, fake_laun
     at = open_page()
     at.button(key="launch").click().run()
     assert "executor" not in fake_launch[0] and "ray_address" not in fake_launch[0]
+
+
+def _base_encoder_folder(folder):
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    from tests.helpers.tiny_architectures import MINILM
+
+    BertModel(BertConfig(vocab_size=30522, num_hidden_layers=2, hidden_size=32, num_attention_heads=4,
+                         intermediate_size=37)).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copy2(MINILM / name, folder / name)
+    return folder
+
+
+def test_a_base_encoder_folder_offers_head_or_full_fine_tuning_and_launches_with_it(
+    open_page, app_env, store, fake_launch, tmp_path
+):
+    folder = _base_encoder_folder(tmp_path / "encoder")
+    at = open_page()
+    at.radio(key="model_source").set_value("Local folder").run()
+    at.text_input(key="model_path").input(str(folder)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("base encoder (BertModel) with no classification head" in i.value for i in at.info)
+    radio = at.radio(key="finetune_mode")
+    assert list(radio.options) == ["full (all weights)", "head only (encoder frozen)"]
+    # no default classifier was fine-tuned in this data folder: no measured rate, so no time is promised
+    assert not any("about" in o for o in radio.options)
+    radio.set_value("head").run()
+    at.button(key="launch").click().run()
+    assert len(fake_launch) == 1 and fake_launch[0]["finetune"] == "head"
+    assert fake_launch[0]["model"] == f"path:{folder.resolve()}"
+
+
+def test_the_fine_tuning_estimate_scales_this_machines_measured_rate(app_env, tmp_path):
+    from compression.artifact import Artifact
+    from profiling.inputs import finetune
+
+    config = json.loads((_base_encoder_folder(tmp_path / "encoder") / "config.json").read_text())
+    assert finetune.estimate_finetune_seconds(config, 1000) == {}  # nothing measured here yet
+    params = finetune._config_parameters(json.dumps(config, sort_keys=True))
+    target = finetune.default_model_dir("movie-reviews")
+    target.mkdir(parents=True)
+    Artifact(path=target, format="hf", meta={"param_count": 2 * params,
+                                             "finetune": {"train_time_s": 100.0, "train_examples": 500}}).write_manifest()
+    est = finetune.estimate_finetune_seconds(config, 1000)
+    # half the parameters, twice the texts of the measured fine-tune: the same 100 s
+    assert est["full"] == pytest.approx(100.0)
+    assert est["head"] == pytest.approx(100.0 * finetune.HEAD_STEP_COST)
+    assert finetune.estimate_finetune_seconds(config, None) == {}
+
+
+def test_a_classifier_folder_has_nothing_to_fine_tune(open_page, app_env, tmp_path):
+    folder = _tiny_model(tmp_path / "clf")
+    at = open_page()
+    at.radio(key="model_source").set_value("Local folder").run()
+    at.text_input(key="model_path").input(str(folder)).run()
+    assert not [r for r in at.radio if r.key == "finetune_mode"]
