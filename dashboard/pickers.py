@@ -33,7 +33,11 @@ def model_picker() -> tuple[str | None, list[str]]:
         "Hugging Face sequence classifier (config.json + weights + tokenizer).",
     )
     if source == SOURCES[0]:
+        from profiling.inputs.packaged_encoders import ENCODERS
+
+        packaged = [s for s in choices if s.partition(":")[0] in ENCODERS]
         options = [s for s in choices if s == "default" or s.startswith("default:")] or ["default"]
+        options += packaged
         build = build_status.status()
         spec = st.selectbox(
             "Classifier",
@@ -85,6 +89,12 @@ def _default_label(spec: str, build: dict[str, Any]) -> str:
     """The classifier's option text, marked while it is not built yet."""
     if spec == "default":
         return "default: the classifier for the chosen dataset"
+    if not spec.startswith("default:"):  # a classifier from a packaged encoder: built by the first run using it
+        from profiling.inputs.packaged_encoders import ENCODERS, classifier_dir
+
+        name, _, dataset_name = spec.partition(":")
+        built = name in ENCODERS and (classifier_dir(ENCODERS[name], dataset_name) / "artifact.json").is_file()
+        return spec if built else f"{spec} (built by the first run that uses it)"
     ready = (build.get("ready") or {}).get(spec.removeprefix("default:"))
     if ready is None or ready.get("model"):
         return spec

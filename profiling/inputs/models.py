@@ -85,6 +85,21 @@ MODEL_CHOICES: dict[str, str] = {
 }
 
 
+def _packaged_encoders() -> tuple[str, ...]:
+    from profiling.inputs.packaged_encoders import ENCODERS
+
+    return tuple(ENCODERS)
+
+
+def _packaged_choices() -> dict[str, str]:
+    from profiling.inputs.packaged_encoders import choices
+
+    return choices()
+
+
+MODEL_CHOICES.update(_packaged_choices())
+
+
 class ModelError(BaseModelError):
     """A model spec that cannot be resolved; the message is shown to the user as is."""
 
@@ -108,6 +123,11 @@ def resolve_model(
             artifact = _default(dataset, progress)
         elif spec.startswith("default:"):
             artifact = _default_named(spec.removeprefix("default:"), progress)
+        elif spec.partition(":")[0] in _packaged_encoders():
+            from profiling.inputs import packaged_encoders
+
+            name, _, dataset_name = spec.partition(":")
+            artifact = packaged_encoders.build_classifier(packaged_encoders.ENCODERS[name], dataset_name, progress)
         elif spec.startswith("preset:"):
             artifact = build_preset(spec.removeprefix("preset:"), dataset, progress)
         elif spec.startswith("path:"):
