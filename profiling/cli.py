@@ -57,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
         run.add_argument("--" + key.replace("_", "-"), type=int, default=None,
                          help=f"{SETTING_HELP[key]} (default: {default})")
     run.add_argument("--protocol", choices=sorted(PROTOCOLS), help=PROTOCOL_HELP)
+    run.add_argument("--finetune", choices=("full", "head"),
+                     help="for a base encoder (a model with no classification head): fine-tune every weight but the "
+                          "word embeddings (full, the default) or only the new head (head, much faster) on the "
+                          "dataset's train split first; cached")
     run.add_argument("--executor", choices=EXECUTORS, default="local",
                      help="where the variants are built and measured: 'local' (this machine, one at a time; the "
                           "default) or 'ray' (a Ray cluster, each variant alone on a node offering the 'bench_node' "
@@ -197,6 +201,8 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, key, None)
         settings[key] = protocol.get(key, default) if value is None else value
     request = {"model": args.model, "dataset": dataset, "variants": variants, "settings": settings}
+    if getattr(args, "finetune", None):
+        request["finetune"] = args.finetune
     if getattr(args, "workloads", None):
         request["workloads"] = [w.strip() for w in args.workloads.split(",") if w.strip()]
     executor = getattr(args, "executor", None) or "local"

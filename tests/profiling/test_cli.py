@@ -134,3 +134,13 @@ def test_run_on_a_cluster_nobody_answers_says_so(engine_env, tiny_artifact, toy_
     store = RunStore()
     request = store.get_run(store.list_runs()[0]["id"])["request"]
     assert request["executor"] == "ray" and request["ray_address"] == f"127.0.0.1:{port}"  # from $RAY_ADDRESS
+
+
+def test_finetune_reaches_the_run_request():
+    from profiling.cli import _parser, build_request
+
+    args = _parser().parse_args(["run", "--model", "path:/enc", "--finetune", "head", "--techniques", "onnx"])
+    assert build_request(args)["finetune"] == "head"
+    assert "finetune" not in build_request(_parser().parse_args(["run", "--techniques", "onnx"]))
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["run", "--finetune", "partial"])
