@@ -13,17 +13,20 @@ log = logging.getLogger(__name__)
 
 # Last component of a Linear's module name -> its role in a self-attention. Discovery and readable names share it.
 ROLE_NAMES = {
-    "query": ("query", "q_lin", "query_proj", "q_proj"),
-    "key": ("key", "k_lin", "key_proj", "k_proj"),
-    "value": ("value", "v_lin", "value_proj", "v_proj"),
+    "query": ("query", "q_lin", "query_proj", "q_proj", "q"),
+    "key": ("key", "k_lin", "key_proj", "k_proj", "k"),
+    "value": ("value", "v_lin", "value_proj", "v_proj", "v"),
     "qkv": ("Wqkv", "qkv", "qkv_proj", "query_key_value"),
-    "output": ("dense", "out_lin", "out_proj", "o_proj", "Wo"),
+    "output": ("dense", "out_lin", "out_proj", "o_proj", "Wo", "o"),
 }
 HEAD_COUNT_ATTRS = ("num_attention_heads", "n_heads", "num_heads")
 HEAD_SIZE_ATTRS = ("attention_head_size", "head_dim", "head_size")
 # Per-architecture facts the module tree does not show. Row order of a fused q/k/v projection: "q|k|v" means all
 # query heads, then all key heads, then all value heads (each head_size rows); an unlisted fused layout is refused.
 FUSED_LAYOUTS = {"modernbert": "q|k|v"}
+# Architectures whose relative-position bias is computed once, per head, for every layer (MPNet's
+# encoder.relative_attention_bias): a layer with fewer heads than the others no longer matches it.
+SHARED_HEAD_BIAS = {"mpnet": "relative_attention_bias"}
 # The display name of a model type in messages (the config's model_type otherwise).
 DISPLAY_NAMES = {
     "bert": "BERT",
@@ -34,6 +37,7 @@ DISPLAY_NAMES = {
     "albert": "ALBERT",
     "deberta-v2": "DeBERTa-v2/v3",
     "modernbert": "ModernBERT",
+    "mpnet": "MPNet",
 }
 
 
@@ -194,6 +198,7 @@ class ModelStructure:
             "head_size": None if first is None else first.head_size,
             "relative_parts": [] if first is None else [first.names[r].rpartition(".")[2] for r in first.relative],
             "position": self.position,
+            "shared_head_bias": SHARED_HEAD_BIAS.get(self.model_type),
             "embeddings": self.embeddings,
             "embedding_linears": self.embedding_linears,
             "head": self.head,
@@ -422,6 +427,9 @@ def _heads_reason(s: dict[str, Any]) -> str | None:
                 "parameter sharing), so a head cannot be removed from one layer alone")
     if not s.get("attention"):
         return "no self-attention with separate or fused query/key/value projections was found in its blocks"
+    if s.get("shared_head_bias"):
+        return (f"its relative-position bias ({s['shared_head_bias']}) is computed once per head for all layers, so "
+                "a head cannot be removed from one layer alone")
     if s["attention"] == "fused qkv" and not s.get("fused_layout"):
         return "its fused query/key/value projection has a row layout this tool does not know"
     return None

@@ -34,6 +34,9 @@ ARCHS: dict[str, tuple[str, str, dict[str, Any]]] = {
                    {"pad_token_id": 0, "bos_token_id": 101, "eos_token_id": 102, "cls_token_id": 101,
                     "sep_token_id": 102, "global_attn_every_n_layers": 2, "local_attention": 8,
                     "intermediate_size": 48, "max_position_embeddings": 128}),
+    # MPNet: relative-position buckets shared by every layer, positions offset past the pad id as in RoBERTa
+    "mpnet": ("MPNetConfig", "MPNetForSequenceClassification",
+              {"max_position_embeddings": 130, "pad_token_id": 0}),
 }
 ALL = tuple(ARCHS)
 KINDS = ("bert", "roberta", "distilbert")  # the architectures the pruning and distillation tests cover
