@@ -278,3 +278,38 @@ def test_refusal_from_an_older_meta_without_structure():
     # older artifacts carry no "structure": the model type's default config is inspected on the meta device
     assert "ALBERT" in structure.refusal("prune-heads", {"model_type": "albert"})
     assert structure.refusal("prune-heads", {"model_type": "bert"}) is None
+
+
+# ---- every other technique, on every architecture ----------------------------------------------------------
+
+# chains (from the PyTorch original) of the techniques the tests above do not already run per architecture;
+# the lossless ones must reproduce the original's logits, the others must give finite logits of the right shape
+# (their accuracy is each technique's own tests' concern, on BERT and RoBERTa)
+LOSSLESS_CHAINS = ("torchscript", "torch-export", "onnx>openvino")
+LOSSY_CHAINS = (
+    "torch-fp16", "torch-bf16", "onnx>onnx-fp16", "onnx>onnx-static-int8:examples=8", "onnx>openvino>openvino-int8",
+    "qat:steps=2,batch_size=4", "distill:layers=1,max_steps=2,batch_size=4",
+)
+
+
+@pytest.mark.slow  # ten builds per architecture (two of them train a few steps): ~30-60 s each on 2 cores
+@pytest.mark.parametrize("arch", ALL)
+def test_every_other_applicable_technique_runs(arch, arts, cache):
+    art = arts[arch]
+    ref = _logits(art)
+    ran = []
+    for chain in LOSSLESS_CHAINS + LOSSY_CHAINS:
+        configs = [parse_spec(step) for step in chain.split(">")]
+        if any(structure.refusal(c.name, art.meta) for c in configs):
+            continue  # refused with the architecture's name: test_every_refusal_names_the_architecture
+        out = art
+        for cfg in configs:
+            out = apply(out, cfg, cache, _ctx() if type(cfg).needs_train_data else None)
+        got = _logits(out)
+        assert got.shape == ref.shape and np.isfinite(got).all(), chain
+        if chain in LOSSLESS_CHAINS:
+            assert np.abs(got - ref).max() < 1e-3, (chain, np.abs(got - ref).max())
+        ran.append(chain)
+    refused = {"albert": ["distill:layers=1,max_steps=2,batch_size=4"],
+               "modernbert": ["distill:layers=1,max_steps=2,batch_size=4"]}.get(arch, [])
+    assert ran == [c for c in LOSSLESS_CHAINS + LOSSY_CHAINS if c not in refused]

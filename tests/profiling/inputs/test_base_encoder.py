@@ -18,6 +18,9 @@ from profiling.jobs.runner import RequestError, normalize_request
 from tests.helpers.tiny_architectures import ALL, MINILM, tiny_classifier
 from tests.helpers.toy_data import toy_texts
 
+# architectures whose new classification head is one module (the others spread it: DistilBERT's pre_classifier +
+# classifier, DeBERTa's pooler + classifier, ModernBERT's head + classifier)
+ONE_MODULE_HEADS = {"bert", "roberta", "xlm-roberta", "electra", "albert", "mpnet"}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json")
 
 
@@ -73,6 +76,9 @@ def test_every_architecture_fine_tunes_from_its_base_encoder(arch: str, mode: st
     assert torch.equal(before[word_key], after[word_key]), "the word embeddings stay as pretrained in both modes"
     if mode == "head":
         assert changed == [], f"head-only fine-tuning changed encoder weights: {changed[:3]}"
+        # a head that is one module trains on the frozen encoder's outputs, taken in one pass
+        cached = art.meta["finetune"]["head_epochs_on_cached_inputs"]
+        assert (cached is not None) == (arch in ONE_MODULE_HEADS), cached
         assert art.meta["finetune"]["trained_parameters"] < 0.2 * art.meta["param_count"]
     else:
         assert len(changed) > len(shared) // 2, "full fine-tuning left most encoder weights untouched"

