@@ -282,6 +282,18 @@ def check_local_folder(path: Path) -> None:
         raise ModelError(f"no such folder: {path}")
     if not path.is_dir():
         raise ModelError(f"{path} is a file; give the folder that holds config.json and the weights")
+    from profiling.inputs.onnx_folder import check_onnx_folder, is_onnx_folder
+
+    if is_onnx_folder(path):  # an ONNX classifier (Optimum's export or this tool's onnx artifact)
+        try:
+            check_files(path)
+        except FolderNotAllowed as exc:
+            raise ModelError(str(exc)) from None
+        try:
+            check_onnx_folder(path)
+        except BaseModelError as exc:
+            raise ModelError(str(exc)) from None
+        return
     if not (path / "config.json").is_file():
         raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
     try:
@@ -314,9 +326,14 @@ def check_local_folder(path: Path) -> None:
 
 
 def from_local_folder(path: Path, progress: ProgressFn | None = None) -> Artifact:
-    """Copy a local Hugging Face sequence-classifier folder into a base artifact (checked first)."""
+    """Copy a local Hugging Face sequence-classifier folder into a base artifact (checked first); a folder holding
+    ``model.onnx`` and no safetensors becomes an artifact of format "onnx" (profiling.inputs.onnx_folder)."""
     check_local_folder(path)
     path = path.expanduser().resolve()  # load what was checked: the resolved folder under an allowed root
+    from profiling.inputs.onnx_folder import import_onnx_folder, is_onnx_folder
+
+    if is_onnx_folder(path):
+        return import_onnx_folder(path, progress)
     stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file()]
     key = hashlib.sha256(repr((str(path.resolve()), stamp)).encode()).hexdigest()[:12]
     target = paths.models_dir() / f"local-{_slug(path.resolve().name)}-{key}"

@@ -28,6 +28,21 @@ def spec_meta(spec: str | None) -> dict[str, Any] | None:
     return None
 
 
+def spec_format(spec: str | None) -> str:
+    """The format the original model of ``spec`` will have: "onnx" for a local folder holding an ONNX classifier
+    (profiling.inputs.onnx_folder), else "hf" (decided from file names alone: nothing is loaded)."""
+    from profiling.inputs.onnx_folder import is_onnx_folder
+
+    spec = (spec or "").strip()
+    folder = spec.removeprefix("path:").strip()
+    if spec.startswith("path:") or folder.startswith(("/", "./", "../", "~")):
+        try:
+            return "onnx" if is_onnx_folder(Path(folder).expanduser()) else "hf"
+        except OSError:
+            return "hf"
+    return "hf"
+
+
 @functools.lru_cache(maxsize=16)
 def _folder_meta(config_file: str, _mtime: int) -> dict[str, Any] | None:
     """The folder's model type and its structure, found on the meta device (no weights read)."""

@@ -69,7 +69,9 @@ def normalize_request(request: dict, precheck: bool = True) -> dict:
     model = _check_model(request.get("model"))
     dataset = _check_dataset(request.get("dataset"), precheck)
     settings = _check_settings(request.get("settings"))
-    variants = _check_variants(request.get("variants"))
+    from profiling.inputs.spec_structure import spec_format
+
+    variants = _check_variants(request.get("variants"), spec_format(model))
     if precheck:
         _check_labels_match(model, dataset)
     try:
@@ -116,7 +118,7 @@ def _check_model(spec: Any) -> str:
             raise RequestError(str(exc)) from None
         if not folder.is_dir():
             raise RequestError(f"model folder {rest!r} does not exist")
-        if not any((folder / f).is_file() for f in ("config.json", "artifact.json")):
+        if not any((folder / f).is_file() for f in ("config.json", "artifact.json", "model.onnx")):
             raise RequestError(f"{rest!r} is not a model folder (no config.json)")
         if not (folder / "artifact.json").is_file():  # a Hugging Face folder: pickles, custom code (no torch)
             from profiling.inputs.models import ModelError, check_local_folder
@@ -219,7 +221,8 @@ def _check_settings(settings: Any) -> dict:
         raise RequestError(str(exc)) from None
 
 
-def _check_variants(variants: Any) -> list[dict]:
+def _check_variants(variants: Any, start_format: str = "hf") -> list[dict]:
+    """The variants' chains checked from the original's format (an ONNX original takes only ONNX techniques)."""
     import compression
     from compression.registry import TechniqueError
     from profiling.jobs.presets import variant_name
@@ -236,7 +239,7 @@ def _check_variants(variants: Any) -> list[dict]:
         label = v.get("name") or f"variant {i + 1}"
         try:
             configs = [_step_config(c) for c in chain]
-            compression.check_chain("hf", configs)
+            compression.check_chain(start_format, configs)
         except TechniqueError as exc:
             raise RequestError(f"{label}: {exc}") from None
         json_chain = [c.to_json() for c in configs]
