@@ -611,6 +611,31 @@ def _failed_metrics(store: RunStore, run_id: str, idx: int, timing: dict) -> dic
     return {"metrics": _plain({**stored, **timing})}
 
 
+def ram_estimate_of(chain: list[dict], base: Any) -> tuple[int, str | None] | None:
+    """(estimated peak bytes of building and profiling ``chain`` on ``base``, why it would not fit here or None);
+    None when the base's parameter count is unknown (compression.ram_estimate)."""
+    from compression import ram_estimate
+    from compression.registry import REGISTRY
+
+    params = base.meta.get("param_count") or param_count(base)
+    if not params:
+        return None
+    names = [str(c.get("technique")) for c in chain]
+    final = REGISTRY[names[-1]].config_cls.produces if names and names[-1] in REGISTRY else base.format
+    return (ram_estimate.chain_estimate(int(params), names, final),
+            ram_estimate.refusal(int(params), names, final, ram_estimate.available_bytes()))
+
+
+def check_ram(chain: list[dict], base: Any) -> None:
+    """RamError (a UserError: the variant fails with the estimate and the available figure) when ``chain`` would
+    not fit in the RAM available now."""
+    from compression.ram_estimate import RamError
+
+    estimate = ram_estimate_of(chain, base)
+    if estimate and estimate[1]:
+        raise RamError(estimate[1])
+
+
 def _build(v: dict, base: Any, data: Any, settings: dict, rep: _Reporter) -> tuple[list, Any]:
     import compression
     from compression.registry import Context
@@ -618,6 +643,7 @@ def _build(v: dict, base: Any, data: Any, settings: dict, rep: _Reporter) -> tup
 
     configs = [compression.config_from_json(c) for c in v["chain"]]
     compression.check_chain(base.format, configs, base.meta)
+    check_ram(v["chain"], base)  # refused before any work when its estimated peak would not fit on this machine
     art = base
     n = len(configs)
     for i, cfg in enumerate(configs):
