@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 MODEL_FILE = "model.onnx"
 EXTERNAL_DATA_BYTES = 1_800_000_000
 CHECK_ATOL = 1e-3  # as compression.onnx_export: fusions reorder float sums (~1e-6); above this the graph is wrong
-MODES = ("transformer", "extended", "basic")
+MODES = ("auto", "transformer", "extended", "basic")
 PROBE_TEXTS = ("a short probe sentence", "another probe sentence that is a little longer than the first one")
 
 
@@ -45,9 +45,10 @@ class OnnxOptimizeConfig(TechniqueConfig):
     )
 
     mode: str = field(
-        default="transformer",
+        default="auto",
         metadata={
-            "help": "transformer: ORT's transformer optimizer (BERT, RoBERTa, XLM-RoBERTa, CamemBERT graphs). "
+            "help": "auto: transformer where ORT's transformer optimizer knows the model type, else extended. "
+            "transformer: ORT's transformer optimizer (BERT, RoBERTa, XLM-RoBERTa, CamemBERT graphs). "
             "extended: the session's extended level (node fusions, ORT contrib ops). basic: constant folding and "
             "redundant-node removal only (standard ONNX ops).",
             "choices": list(MODES),
@@ -58,16 +59,26 @@ class OnnxOptimizeConfig(TechniqueConfig):
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
+    def resolved_mode(self, meta: dict) -> str:
+        """The mode run on a model described by ``meta`` (auto: transformer for the types ORT fuses)."""
+        from compression.onnx_export import FUSABLE_TYPES
+
+        if self.mode != "auto":
+            return self.mode
+        fusable = meta.get("model_type") in FUSABLE_TYPES and not meta.get("ort_optimized")
+        return "transformer" if fusable else "extended"
+
     def check(self, meta: dict) -> None:
         from compression.onnx_export import FUSABLE_TYPES
+        from compression.structure import display_name
 
         if self.mode == "transformer" and meta.get("model_type") not in FUSABLE_TYPES:
             raise ValueError(
-                f"ONNX Runtime's transformer optimizer fuses {', '.join(FUSABLE_TYPES)} graphs; this model is "
-                f"{meta.get('model_type') or 'of unknown type'}: use onnx-optimize:mode=extended"
+                f"ONNX Runtime's transformer optimizer fuses {', '.join(FUSABLE_TYPES)} graphs, not "
+                f"{display_name(meta.get('model_type'))}: use onnx-optimize:mode=extended"
             )
-        if meta.get("ort_optimized"):
-            raise ValueError("the graph is already optimized by ONNX Runtime's transformer optimizer")
+        if self.mode == "transformer" and meta.get("ort_optimized"):
+            raise ValueError("the graph is already fused by ONNX Runtime's transformer optimizer")
 
 
 def _session(path: Path, level: Any = None, save_to: Path | None = None, large: bool = False) -> Any:
@@ -110,7 +121,8 @@ def optimize_onnx(src: Artifact, cfg: OnnxOptimizeConfig, out_dir: Path, ctx: Co
     out = out_dir / MODEL_FILE
     notes = list(src.meta.get("notes", []))
     stats: dict[str, int] = {}
-    if cfg.mode == "transformer":
+    mode = cfg.resolved_mode(src.meta)
+    if mode == "transformer":
         from compression.onnx_export import _fuse
 
         ctx.progress(0.1, "fusing the graph with ONNX Runtime's transformer optimizer")
@@ -119,23 +131,23 @@ def optimize_onnx(src: Artifact, cfg: OnnxOptimizeConfig, out_dir: Path, ctx: Co
         notes += fuse_notes
     else:
         level = {"extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-                 "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}[cfg.mode]
-        ctx.progress(0.1, f"optimizing the graph at ONNX Runtime's {cfg.mode} level")
+                 "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC}[mode]
+        ctx.progress(0.1, f"optimizing the graph at ONNX Runtime's {mode} level")
         _session(source, level, save_to=out, large=large)
     ctx.progress(0.7, "checking the optimized graph against the input graph")
     features = load_encoder(src.path).encode(list(PROBE_TEXTS))
     try:
         diff = float(np.abs(_logits(_session(out), features) - _logits(_session(source), features)).max())
     except Exception as exc:  # the optimized graph does not run: say so, keep nothing
-        raise TechniqueError(f"onnx-optimize ({cfg.mode}): the optimized graph does not run in ONNX Runtime: "
+        raise TechniqueError(f"onnx-optimize ({mode}): the optimized graph does not run in ONNX Runtime: "
                              f"{exc}") from exc
     if not np.isfinite(diff) or diff > CHECK_ATOL:
-        raise TechniqueError(f"onnx-optimize ({cfg.mode}) changed the outputs by up to {diff:.3g} on probe "
+        raise TechniqueError(f"onnx-optimize ({mode}) changed the outputs by up to {diff:.3g} on probe "
                              f"sentences (more than {CHECK_ATOL}): the optimized graph is refused")
     copy_tokenizer(src.path, out_dir)
     if (src.path / "config.json").is_file():
         shutil.copy2(src.path / "config.json", out_dir / "config.json")
     ctx.progress(1.0, "graph optimization done")
-    return src.derive(out_dir, "onnx", cfg.spec(), notes=notes, onnx_optimize={"mode": cfg.mode, "fused_ops": stats},
+    return src.derive(out_dir, "onnx", cfg.spec(), notes=notes, onnx_optimize={"mode": mode, "fused_ops": stats},
                       onnx_optimize_max_abs_diff=diff, **({"ort_optimized": True, "ort_fused_ops": stats}
-                                                           if cfg.mode == "transformer" else {}))
+                                                           if mode == "transformer" else {}))

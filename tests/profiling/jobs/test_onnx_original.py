@@ -105,7 +105,7 @@ def test_exactly_the_onnx_techniques_apply_and_every_refusal_names_the_format():
         with pytest.raises(TechniqueError) as err:  # the engine refuses the same way before any work
             compression.check_chain("onnx", complete_chain([parse_spec(name)], "onnx"))
         assert str(err.value) == reason
-    assert "needs the PyTorch weights (it edits the PyTorch modules and weights)" in format_refusal("prune-heads",
+    assert "needs a PyTorch model's weights (it edits the PyTorch modules and weights)" in format_refusal("prune-heads",
                                                                                                      "onnx")
     assert start_refusal("prune-heads", "hf") is None
     assert [c.name for c in complete_chain([parse_spec("openvino-int8")], "onnx")] == ["openvino", "openvino-int8"]
