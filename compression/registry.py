@@ -259,10 +259,11 @@ def format_refusal(technique: str, fmt: str) -> str | None:
     if fmt in _GRAPH_NAMES and "hf" in cls.accepts:
         why = _NEEDS_WEIGHTS.get(cls.group, "it works on the PyTorch model")
         can = ", ".join(sorted(n for n, t in REGISTRY.items() if fmt in t.config_cls.accepts))
-        return (f"{cls.label or technique} ({technique}) needs a PyTorch model's weights ({why}); this model is "
-                f"{what}, from which they cannot be recovered. The techniques that take {what}: {can}")
+        return (f"{cls.label or technique} ({technique}) cannot follow the original model: it needs a PyTorch "
+                f"model's weights ({why}); this model is {what}, from which they cannot be recovered. The techniques "
+                f"that take {what}: {can}")
     needs = " or ".join(_FORMAT_NAMES.get(a, a) for a in cls.accepts)
-    return f"{cls.label or technique} ({technique}) needs {needs}; this model is {what}"
+    return f"{cls.label or technique} ({technique}) cannot follow the original model: it needs {needs}; this model is {what}"
 
 
 _FORMAT_NAMES = {
