@@ -214,6 +214,10 @@ def check_chain(start_format: str, configs: Sequence[TechniqueConfig], meta: dic
     fmt = start_format
     prev = "the original model"
     for i, cfg in enumerate(configs):
+        if i == 0 and fmt != "hf":
+            reason = format_refusal(cfg.name, fmt)
+            if reason:
+                raise TechniqueError(reason)
         if fmt not in cfg.accepts:
             raise TechniqueError(
                 f"step {i + 1} ({cfg.spec()}) cannot follow {prev}: it needs "
@@ -229,6 +233,37 @@ def check_chain(start_format: str, configs: Sequence[TechniqueConfig], meta: dic
             check_structure(cfg.name, meta)  # the architecture itself rules it out (e.g. heads shared across layers)
         fmt = cfg.produces
         prev = f"step {i + 1} ({cfg.spec()})"
+
+
+# Why a technique needs the PyTorch (Hugging Face) weights, for the refusal on a model that is given in another format.
+_NEEDS_WEIGHTS = {
+    "pruning": "it edits the PyTorch modules and weights",
+    "architecture": "it trains a smaller PyTorch student from the PyTorch model",
+    "quantization": "it quantizes or casts the PyTorch weights (or fine-tunes them)",
+    "serialization": "it converts the PyTorch model",
+}
+
+
+_GRAPH_NAMES = {"onnx": "an ONNX graph", "openvino": "an OpenVINO IR graph"}
+
+
+def format_refusal(technique: str, fmt: str) -> str | None:
+    """Why ``technique`` cannot start from an original model given as ``fmt`` (e.g. "onnx"), naming the format and
+    the reason, or None when it can (also for an unknown technique: make_config refuses that with its own message).
+    The one place this is decided: the runner, the CLI and the Run page's picker all ask here."""
+    entry = REGISTRY.get(technique)
+    if entry is None or fmt in entry.config_cls.accepts:
+        return None
+    cls = entry.config_cls
+    what = _GRAPH_NAMES.get(fmt) or _FORMAT_NAMES.get(fmt, fmt)
+    if fmt in _GRAPH_NAMES and "hf" in cls.accepts:
+        why = _NEEDS_WEIGHTS.get(cls.group, "it works on the PyTorch model")
+        can = ", ".join(sorted(n for n, t in REGISTRY.items() if fmt in t.config_cls.accepts))
+        return (f"{cls.label or technique} ({technique}) cannot follow the original model: it needs a PyTorch "
+                f"model's weights ({why}); this model is {what}, from which they cannot be recovered. The techniques "
+                f"that take {what}: {can}")
+    needs = " or ".join(_FORMAT_NAMES.get(a, a) for a in cls.accepts)
+    return f"{cls.label or technique} ({technique}) cannot follow the original model: it needs {needs}; this model is {what}"
 
 
 _FORMAT_NAMES = {

@@ -5,6 +5,7 @@ import importlib
 MODULES = (
     "compression.onnx_export",
     "compression.onnx_int8",
+    "compression.onnx_optimize",
     "compression.torchscript",
     "compression.torch_export",
     "compression.torch_int8",

@@ -76,7 +76,8 @@ def model_picker() -> tuple[str | None, list[str]]:
         key="model_path",
         placeholder="/path/to/a/saved/model",
         help="A folder written by save_pretrained: config.json, model.safetensors (or pytorch_model.bin) and "
-        "the tokenizer files.",
+        "the tokenizer files; or an ONNX classifier: model.onnx with its tokenizer files and config.json (as "
+        "optimum-cli export onnx writes), or a folder this tool's onnx technique wrote.",
     ).strip()
     from profiling.inputs.model_roots import describe_roots, model_roots
 
@@ -165,14 +166,19 @@ def _check_folder(folder: str) -> tuple[str | None, list[str]]:
     if not path.is_dir():
         return None, problem(f"No folder at {path}.")
     from profiling.inputs.models import ModelError, encoder_folder
+    from profiling.inputs.onnx_folder import is_onnx_folder
 
     try:
         inner = encoder_folder(path)  # a sentence-transformers folder: its transformer may sit in a subfolder
     except ModelError as exc:
         return None, problem(str(exc))
-    if not (inner / "config.json").is_file():
+    onnx_graph = is_onnx_folder(path)
+    if not onnx_graph and not (inner / "config.json").is_file():
         return None, problem(f"{path} has no config.json: it is not a saved Hugging Face model folder.")
-    if not (path / "artifact.json").is_file():  # pickle weights, custom code: refused before launch (file names only)
+    if onnx_graph:  # checked now (inputs, labels, external data), and the techniques that apply said up front
+        st.caption(":material/info: An ONNX graph: it is profiled with ONNX Runtime, and only the techniques that "
+                   "take an ONNX graph apply (the others say why below).")
+    if onnx_graph or not (path / "artifact.json").is_file():  # pickle weights, custom code: refused before launch
         from profiling.inputs.models import check_local_folder
 
         try:

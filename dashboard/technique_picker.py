@@ -64,15 +64,17 @@ def technique_picker(model_spec: str | None = None) -> tuple[list[dict[str, Any]
     With the chosen model's spec, techniques its architecture rules out say why under their tick.
     Returns the variants (``{"name", "chain"}``, original first) and the problems that block a launch."""
     from compression.structure import refusal
-    from profiling.inputs.spec_structure import spec_meta
+    from profiling.inputs.spec_structure import spec_format, spec_meta
+    from profiling.jobs.presets import start_refusal
 
     entries = catalog()
     meta = spec_meta(model_spec)
-    refused = {e.technique: refusal(e.technique, meta) for e in entries}
+    fmt = spec_format(model_spec)  # an ONNX original takes only the ONNX techniques: the others say why up front
+    refused = {e.technique: start_refusal(e.technique, fmt) or refusal(e.technique, meta) for e in entries}
     _preset_buttons()
     _grouped_ticks(entries, refused)
-    variants, errors = _ticked_variants(entries, refused)
-    chain_variant, chain_error = _chain_builder(entries)
+    variants, errors = _ticked_variants(entries, refused, fmt)
+    chain_variant, chain_error = _chain_builder(entries, fmt)
     if chain_error:
         errors += problem(chain_error)
     elif chain_variant is not None:
@@ -124,7 +126,7 @@ def _grouped_ticks(entries: list[Entry], refused: dict[str, str | None]) -> None
 
 
 def _ticked_variants(
-    entries: list[Entry], refused: dict[str, str | None]
+    entries: list[Entry], refused: dict[str, str | None], fmt: str = "hf"
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """The original plus one variant per ticked technique (completed and checked), and the problems found."""
     from compression.registry import TechniqueError, check_chain
@@ -139,8 +141,8 @@ def _ticked_variants(
             errors += problem(f"{entry.label}: {refused[entry.technique]}")
             continue
         try:
-            chain = complete_chain([entry_config(entry)])
-            check_chain("hf", chain)
+            chain = complete_chain([entry_config(entry)], fmt)
+            check_chain(fmt, chain)
         except TechniqueError as exc:
             errors += problem(f"{entry.label}: {exc}")
             continue
@@ -185,7 +187,7 @@ def _entry_controls(entry: Entry, refused: str | None = None, shown: set[str] | 
                 _field_widget(entry, f)
 
 
-def _chain_builder(entries: list[Entry]) -> tuple[dict[str, Any] | None, str | None]:
+def _chain_builder(entries: list[Entry], fmt: str = "hf") -> tuple[dict[str, Any] | None, str | None]:
     """An ordered multiselect of steps (in the order clicked); the chain is checked before launch."""
     from compression.registry import TechniqueError, check_chain
     from profiling.jobs.presets import variant_name
@@ -204,7 +206,7 @@ def _chain_builder(entries: list[Entry]) -> tuple[dict[str, Any] | None, str | N
         return None, None
     try:
         configs = [entry_config(by_key[k]) for k in steps if k in by_key]
-        check_chain("hf", configs)
+        check_chain(fmt, configs)
     except TechniqueError as exc:
         return None, f"This chain cannot work: {exc}"
     chain = [c.to_json() for c in configs]

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cluster, hardware, pickers, run_view, state, sweep, technique_picker
+from dashboard import cluster, hardware, pickers, ram_view, run_view, state, sweep, technique_picker
 from dashboard.guard import page_guard
 
 log = logging.getLogger(__name__)
@@ -202,6 +202,7 @@ def setup_form() -> None:
     st.markdown(f"**{n} variant{'s' if n != 1 else ''} to measure:** " + ", ".join(v["name"] for v in variants))
     if n == 1:
         st.caption("Only the original model is ticked: tick techniques above to compare them with it.")
+    ram_view.render(model, variants)
     if errors:
         st.caption(f"Launch is available once the {len(errors)} problem(s) marked above are fixed.")
     clicked = st.button(

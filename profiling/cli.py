@@ -141,9 +141,9 @@ def _parser() -> argparse.ArgumentParser:
 # ---- request building ------------------------------------------------------------------------------------
 
 
-def parse_techniques(text: str) -> list[dict[str, Any]]:
+def parse_techniques(text: str, start_format: str = "hf") -> list[dict[str, Any]]:
     """``onnx,onnx-int8,distill>prune-heads:0.5`` -> variant dicts. A chain that must start with an export
-    (``onnx-int8``) gets it prepended. Commas inside a step's options (``prune-heads:fraction=0.5,method=random``)
+    (``onnx-int8`` on a PyTorch model; none on an ONNX one, ``start_format`` "onnx") gets it prepended. Commas inside a step's options (``prune-heads:fraction=0.5,method=random``)
     are kept with their step."""
     import compression
     from compression.registry import REGISTRY, TechniqueError
@@ -168,7 +168,7 @@ def parse_techniques(text: str) -> list[dict[str, Any]]:
         if any(not s for s in steps):
             raise CliError(f"empty step in chain {piece!r}")
         try:
-            configs = complete_chain([compression.parse_spec(s) for s in steps])
+            configs = complete_chain([compression.parse_spec(s) for s in steps], start_format)
         except TechniqueError as exc:
             raise CliError(str(exc)) from None
         chain = [c.to_json() for c in configs]
@@ -194,7 +194,9 @@ def build_request(args: argparse.Namespace) -> dict[str, Any]:
     if args.preset or not args.techniques:
         variants.extend(json.loads(json.dumps(PRESETS[args.preset or "quick"])))
     if args.techniques:
-        variants.extend(parse_techniques(args.techniques))
+        from profiling.inputs.spec_structure import spec_format
+
+        variants.extend(parse_techniques(args.techniques, spec_format(args.model)))
     protocol = PROTOCOLS.get(getattr(args, "protocol", None) or "", {})
     settings = {}
     for key, default in DEFAULT_SETTINGS.items():  # an explicit flag, else the protocol's value, else the default

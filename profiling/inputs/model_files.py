@@ -98,10 +98,11 @@ def model_meta(
     }
 
 
-def build_cached(target: Path, build: Callable[[Path], dict[str, Any]]) -> Artifact:
+def build_cached(target: Path, build: Callable[[Path], dict[str, Any]], fmt: str = "hf") -> Artifact:
     """Return the hf artifact at ``target``, building it first if needed.
 
-    ``build(tmp_dir)`` writes the model + tokenizer files into a fresh temp folder and returns the meta; the
+    ``build(tmp_dir)`` writes the model + tokenizer files into a fresh temp folder and returns the meta (of an
+    artifact of format ``fmt``: "hf", or "onnx" for an ONNX classifier folder); the
     manifest is written last and the folder renamed into place, so a killed build never leaves a half model.
     A lock file makes a second process wait for the first one's build instead of building it again.
     """
@@ -116,7 +117,7 @@ def build_cached(target: Path, build: Callable[[Path], dict[str, Any]]) -> Artif
         tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".tmp-{target.name}-"))
         try:
             meta = build(tmp)
-            Artifact(path=tmp, format="hf", meta=meta).write_manifest()
+            Artifact(path=tmp, format=fmt, meta=meta).write_manifest()  # type: ignore[arg-type]
             _make_readable(tmp)
             if target.exists():  # a folder without a manifest is a broken leftover
                 shutil.rmtree(target)

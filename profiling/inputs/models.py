@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -72,6 +73,46 @@ PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "num_hidden_layers": 12,
         },
     ),
+    # The big presets: real shapes, built offline from transformers' config classes (random weights). Each variant's
+    # peak RAM is estimated before it is built (compression.ram_estimate) and refused when it would not fit.
+    "bert-large-uncased": (
+        "bert",
+        {
+            "hidden_size": 1024,
+            "num_attention_heads": 16,
+            "intermediate_size": 4096,
+            "vocab_size": 30522,
+            "max_position_embeddings": 512,
+            "type_vocab_size": 2,
+            "pad_token_id": 0,
+            "num_hidden_layers": 24,
+        },
+    ),
+    "deberta-v3-base": (  # microsoft/deberta-v3-base's config.json (DeBERTa-v3 uses the deberta-v2 classes)
+        "deberta-v2",
+        {
+            "hidden_size": 768,
+            "num_attention_heads": 12,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "vocab_size": 128100,
+            "max_position_embeddings": 512,
+            "type_vocab_size": 0,
+            "relative_attention": True,
+            "max_relative_positions": -1,
+            "position_buckets": 256,
+            "norm_rel_ebd": "layer_norm",
+            "share_att_key": True,
+            "pos_att_type": ["p2c", "c2p"],
+            "position_biased_input": False,
+            "layer_norm_eps": 1e-7,
+            "hidden_act": "gelu",
+            "pooler_hidden_size": 768,
+            "pooler_dropout": 0,
+            "pooler_hidden_act": "gelu",
+            "pad_token_id": 0,
+        },
+    ),
 }
 
 MODEL_CHOICES: dict[str, str] = {
@@ -82,6 +123,9 @@ MODEL_CHOICES: dict[str, str] = {
     "preset:roberta-base": f"RoBERTa-base shape (12 layers, 768 hidden, 125M params), {RANDOM_NOTE}",
     "preset:distilroberta-base": f"DistilRoBERTa-base shape (6 layers, 768 hidden, 82M params), {RANDOM_NOTE}",
     "preset:bert-base-uncased": f"BERT-base-uncased shape (12 layers, 768 hidden, 110M params), {RANDOM_NOTE}",
+    "preset:bert-large-uncased": f"BERT-large-uncased shape (24 layers, 1024 hidden, 335M params), {RANDOM_NOTE}",
+    "preset:deberta-v3-base": f"DeBERTa-v3-base shape (12 layers, 768 hidden, 128k vocabulary, 184M params), "
+    f"{RANDOM_NOTE}",
 }
 
 
@@ -192,24 +236,23 @@ def build_preset(
 
     def build(out_dir: Path) -> dict[str, Any]:
         import torch
-        from transformers import AutoConfig, AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification
 
-        model_type, fields = PRESETS[name]
-        fields = {**fields, **(overrides or {})}
+        from compression import ram_estimate
+
+        config = preset_config(name, label_names, overrides)
+        params = estimate_parameters(config)
+        refused = ram_estimate.refusal(params, ["build-preset"], None, ram_estimate.available_bytes())
+        if refused:
+            raise ModelError(f"the {name} preset: {refused}")
+        model_type = config.model_type
         if model_type == "roberta":
             report(0.05, "training a byte-level BPE tokenizer on the movie reviews")
             tok_dir = roberta_tokenizer_dir()
             write_tokenizer(tok_dir / "tokenizer.json", out_dir, DEFAULT_MAX_LENGTH, aux_from=tok_dir)
         else:
             write_tokenizer(minilm_dir() / "tokenizer.json", out_dir, DEFAULT_MAX_LENGTH)
-        report(0.3, f"building {name} with random weights")
-        config = AutoConfig.for_model(
-            model_type,
-            **fields,
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={n: i for i, n in enumerate(label_names)},
-        )
+        report(0.3, f"building {name} with random weights ({params / 1e6:.0f}M parameters)")
         torch.manual_seed(0)
         model = AutoModelForSequenceClassification.from_config(config).eval()
         report(0.7, f"saving {name}")
@@ -226,6 +269,29 @@ def build_preset(
     artifact = build_cached(target, build)
     report(1.0, f"{name} ready")
     return artifact
+
+
+def preset_config(name: str, label_names: list[str] | None = None, overrides: dict[str, Any] | None = None) -> Any:
+    """The preset's transformers config (its real shape; ``overrides`` replace fields), with ``label_names``."""
+    from transformers import AutoConfig
+
+    if name not in PRESETS:
+        raise ModelError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    model_type, fields = PRESETS[name]
+    label_names = list(label_names or ["LABEL_0", "LABEL_1"])
+    return AutoConfig.for_model(
+        model_type,
+        **{**fields, **(overrides or {})},
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={n: i for i, n in enumerate(label_names)},
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def preset_parameters(name: str, num_labels: int = 2) -> int:
+    """The preset's parameter count, from its config on the meta device (no weights are built)."""
+    return estimate_parameters(preset_config(name, [f"LABEL_{i}" for i in range(num_labels)]))
 
 
 def roberta_tokenizer_dir() -> Path:
@@ -310,6 +376,18 @@ def check_local_folder(path: Path) -> None:
         raise ModelError(f"no such folder: {path}")
     if not path.is_dir():
         raise ModelError(f"{path} is a file; give the folder that holds config.json and the weights")
+    from profiling.inputs.onnx_folder import check_onnx_folder, is_onnx_folder
+
+    if is_onnx_folder(path):  # an ONNX classifier (Optimum's export or this tool's onnx artifact)
+        try:
+            check_files(path)
+        except FolderNotAllowed as exc:
+            raise ModelError(str(exc)) from None
+        try:
+            check_onnx_folder(path)
+        except BaseModelError as exc:
+            raise ModelError(str(exc)) from None
+        return
     if not (path / "config.json").is_file():
         raise ModelError(f"{path} is not a Hugging Face model folder (no config.json)")
     try:
@@ -379,7 +457,8 @@ def from_local_folder(
     path: Path, progress: ProgressFn | None = None, base_encoder: BaseEncoderUse | None = None
 ) -> Artifact:
     """Copy a local Hugging Face sequence-classifier folder into a base artifact (checked first); a base encoder
-    folder (a sentence-transformers folder among them) is fine-tuned into one (see BaseEncoderUse)."""
+    folder (a sentence-transformers folder among them) is fine-tuned into one (see BaseEncoderUse); a folder holding
+    ``model.onnx`` and no safetensors becomes an artifact of format "onnx" (profiling.inputs.onnx_folder)."""
     from profiling.inputs.model_roots import FolderNotAllowed, allowed_folder
 
     try:  # the allowed roots are checked on the folder given, before its modules.json is read
@@ -390,6 +469,10 @@ def from_local_folder(
         path = encoder_folder(path.resolve())
     check_local_folder(path)
     path = path.expanduser().resolve()  # load what was checked: the resolved folder under an allowed root
+    from profiling.inputs.onnx_folder import import_onnx_folder, is_onnx_folder
+
+    if is_onnx_folder(path):
+        return import_onnx_folder(path, progress)
     stamp = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file()]
     key = hashlib.sha256(repr((str(path.resolve()), stamp)).encode()).hexdigest()[:12]
     target = paths.models_dir() / f"local-{_slug(path.resolve().name)}-{key}"

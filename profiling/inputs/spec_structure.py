@@ -28,6 +28,21 @@ def spec_meta(spec: str | None) -> dict[str, Any] | None:
     return None
 
 
+def spec_format(spec: str | None) -> str:
+    """The format the original model of ``spec`` will have: "onnx" for a local folder holding an ONNX classifier
+    (profiling.inputs.onnx_folder), else "hf" (decided from file names alone: nothing is loaded)."""
+    from profiling.inputs.onnx_folder import is_onnx_folder
+
+    spec = (spec or "").strip()
+    folder = spec.removeprefix("path:").strip()
+    if spec.startswith("path:") or folder.startswith(("/", "./", "../", "~")):
+        try:
+            return "onnx" if is_onnx_folder(Path(folder).expanduser()) else "hf"
+        except OSError:
+            return "hf"
+    return "hf"
+
+
 @functools.lru_cache(maxsize=16)
 def _folder_meta(config_file: str, _mtime: int) -> dict[str, Any] | None:
     """The folder's model type and its structure, found on the meta device (no weights read)."""
@@ -45,3 +60,37 @@ def _folder_meta(config_file: str, _mtime: int) -> dict[str, Any] | None:
     except Exception as exc:  # noqa: BLE001 - any failure here only means "decided when the run loads it"
         log.info("structure of %s not found up front: %s", config_file, exc)
         return {"model_type": model_type}
+
+
+def spec_parameters(spec: str | None) -> int | None:
+    """The parameter count of the original model ``spec`` names, known before it is built (a preset's or a local
+    folder's config on the meta device, an ONNX graph's initializers, the default's MiniLM), or None (a Hub id)."""
+    spec = (spec or "").strip()
+    try:
+        if spec == "default" or spec.startswith("default:"):
+            from profiling.inputs.model_files import minilm_dir
+
+            return _config_parameters(str(minilm_dir() / "config.json"), 0)
+        if spec.startswith("preset:"):
+            from profiling.inputs.models import preset_parameters
+
+            return preset_parameters(spec.removeprefix("preset:"))
+        folder = Path(spec.removeprefix("path:").strip()).expanduser()
+        if not (spec.startswith("path:") or str(spec).startswith(("/", "./", "../", "~"))):
+            return None
+        if spec_format(spec) == "onnx":
+            from profiling.inputs.onnx_folder import inspect_onnx_folder
+
+            return int(inspect_onnx_folder(folder)["parameters"])
+        config = folder / "config.json"
+        return _config_parameters(str(config.resolve()), config.stat().st_mtime_ns)
+    except Exception as exc:  # noqa: BLE001 - unknown up front only means "checked when the run builds it"
+        log.info("parameters of %s not known up front: %s", spec, exc)
+        return None
+
+
+@functools.lru_cache(maxsize=16)
+def _config_parameters(config_file: str, _mtime: int) -> int:
+    from compression.layer_names import _meta_model
+
+    return sum(p.numel() for p in _meta_model(Path(config_file).parent).parameters())

@@ -94,15 +94,30 @@ def variant_name(chain: list[dict[str, Any]]) -> str:
     return " → ".join(step_name(c) for c in chain)
 
 
-def complete_chain(configs: list[TechniqueConfig]) -> list[TechniqueConfig]:
-    """Prepend the export a chain needs to start from a PyTorch model (``onnx-int8`` alone -> ``onnx > onnx-int8``)."""
-    if not configs or "hf" in configs[0].accepts:
+def complete_chain(configs: list[TechniqueConfig], start_format: str = "hf") -> list[TechniqueConfig]:
+    """Prepend the export a chain needs to start from the original's format (a PyTorch model: ``onnx-int8`` alone ->
+    ``onnx > onnx-int8``; an ONNX one, ``start_format`` "onnx": ``openvino-int8`` -> ``openvino > openvino-int8``)."""
+    if not configs or start_format in configs[0].accepts:
         return list(configs)
     for name in sorted(REGISTRY):
         cls = REGISTRY[name].config_cls
-        if "hf" in cls.accepts and cls.produces in configs[0].accepts and not cls.needs_train_data:
+        if start_format in cls.accepts and cls.produces in configs[0].accepts and not cls.needs_train_data:
             return [cls(), *configs]
     return list(configs)
+
+
+def start_refusal(technique: str, start_format: str) -> str | None:
+    """Why ``technique`` alone (after the export :func:`complete_chain` would put before it) cannot start from an
+    original of ``start_format``, naming the format (compression.registry.format_refusal), or None."""
+    from compression.registry import format_refusal
+
+    if start_format == "hf" or technique not in REGISTRY:
+        return None
+    try:
+        first = complete_chain([REGISTRY[technique].config_cls()], start_format)[0]
+    except (TypeError, ValueError):
+        first = REGISTRY[technique].config_cls  # type: ignore[assignment]
+    return format_refusal(first.name, start_format)
 
 
 def variant(specs: list[str], name: str | None = None) -> dict[str, Any]:

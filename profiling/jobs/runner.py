@@ -69,7 +69,9 @@ def normalize_request(request: dict, precheck: bool = True) -> dict:
     model = _check_model(request.get("model"))
     dataset = _check_dataset(request.get("dataset"), precheck)
     settings = _check_settings(request.get("settings"))
-    variants = _check_variants(request.get("variants"))
+    from profiling.inputs.spec_structure import spec_format
+
+    variants = _check_variants(request.get("variants"), spec_format(model))
     finetune = _check_finetune(request.get("finetune"))
     if precheck:
         _check_labels_match(model, dataset)
@@ -132,7 +134,7 @@ def _check_model(spec: Any) -> str:
             folder = encoder_folder(folder)
         except ModelError as exc:
             raise RequestError(str(exc)) from None
-        if not any((folder / f).is_file() for f in ("config.json", "artifact.json")):
+        if not any((folder / f).is_file() for f in ("config.json", "artifact.json", "model.onnx")):
             raise RequestError(f"{rest!r} is not a model folder (no config.json)")
         if not (folder / "artifact.json").is_file():  # a Hugging Face folder: pickles, custom code (no torch)
             from profiling.inputs.models import check_local_folder
@@ -255,7 +257,8 @@ def _check_settings(settings: Any) -> dict:
         raise RequestError(str(exc)) from None
 
 
-def _check_variants(variants: Any) -> list[dict]:
+def _check_variants(variants: Any, start_format: str = "hf") -> list[dict]:
+    """The variants' chains checked from the original's format (an ONNX original takes only ONNX techniques)."""
     import compression
     from compression.registry import TechniqueError
     from profiling.jobs.presets import variant_name
@@ -272,7 +275,7 @@ def _check_variants(variants: Any) -> list[dict]:
         label = v.get("name") or f"variant {i + 1}"
         try:
             configs = [_step_config(c) for c in chain]
-            compression.check_chain("hf", configs)
+            compression.check_chain(start_format, configs)
         except TechniqueError as exc:
             raise RequestError(f"{label}: {exc}") from None
         json_chain = [c.to_json() for c in configs]
@@ -644,6 +647,31 @@ def _failed_metrics(store: RunStore, run_id: str, idx: int, timing: dict) -> dic
     return {"metrics": _plain({**stored, **timing})}
 
 
+def ram_estimate_of(chain: list[dict], base: Any) -> tuple[int, str | None] | None:
+    """(estimated peak bytes of building and profiling ``chain`` on ``base``, why it would not fit here or None);
+    None when the base's parameter count is unknown (compression.ram_estimate)."""
+    from compression import ram_estimate
+    from compression.registry import REGISTRY
+
+    params = base.meta.get("param_count") or param_count(base)
+    if not params:
+        return None
+    names = [str(c.get("technique")) for c in chain]
+    final = REGISTRY[names[-1]].config_cls.produces if names and names[-1] in REGISTRY else base.format
+    return (ram_estimate.chain_estimate(int(params), names, final),
+            ram_estimate.refusal(int(params), names, final, ram_estimate.available_bytes()))
+
+
+def check_ram(chain: list[dict], base: Any) -> None:
+    """RamError (a UserError: the variant fails with the estimate and the available figure) when ``chain`` would
+    not fit in the RAM available now."""
+    from compression.ram_estimate import RamError
+
+    estimate = ram_estimate_of(chain, base)
+    if estimate and estimate[1]:
+        raise RamError(estimate[1])
+
+
 def _build(v: dict, base: Any, data: Any, settings: dict, rep: _Reporter) -> tuple[list, Any]:
     import compression
     from compression.registry import Context
@@ -651,6 +679,7 @@ def _build(v: dict, base: Any, data: Any, settings: dict, rep: _Reporter) -> tup
 
     configs = [compression.config_from_json(c) for c in v["chain"]]
     compression.check_chain(base.format, configs, base.meta)
+    check_ram(v["chain"], base)  # refused before any work when its estimated peak would not fit on this machine
     art = base
     n = len(configs)
     for i, cfg in enumerate(configs):

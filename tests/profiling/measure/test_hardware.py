@@ -110,6 +110,7 @@ EXPECTED_KIND = {
     "distill": None,
     "low-rank": None,
     "onnx": None,
+    "onnx-optimize": None,
     "onnx-fp16": "fp16",
     "onnx-int8": "int8",
     "onnx-static-int8": "int8",
