@@ -31,6 +31,7 @@ ProgressFn = Callable[[float, str], None]
 @dataclass(frozen=True)
 class PackagedEncoder:
     name: str  # the model-spec prefix, e.g. "mpnet" for "mpnet:tweets"
+    model_type: str  # transformers' model_type of the encoder
     title: str
     architecture: str
     parameters: str
@@ -46,6 +47,7 @@ class PackagedEncoder:
 
 MPNET = PackagedEncoder(
     name="mpnet",
+    model_type="mpnet",
     title="MPNet-base (all-mpnet-base-v2)",
     architecture="MPNet, 12 layers, 768 hidden",
     parameters="110M",

@@ -18,14 +18,46 @@ def spec_meta(spec: str | None) -> dict[str, Any] | None:
         return None
     if spec == "default" or spec.startswith(("default:", "preset:")):
         return None  # bundled and preset shapes (BERT, RoBERTa) take every technique; no torch import in the page
+    packaged = _packaged_config(spec)
+    if packaged is not None:
+        return _folder_meta(str(packaged.resolve()), packaged.stat().st_mtime_ns)
+    from profiling.inputs.packaged_encoders import ENCODERS
+
+    if spec.partition(":")[0] in ENCODERS:  # not unpacked yet: the architecture's default config tells the same
+        from compression.structure import summary_for_type
+
+        model_type = ENCODERS[spec.partition(":")[0]].model_type
+        return {"model_type": model_type, "structure": summary_for_type(model_type)}
     folder = spec.removeprefix("path:").strip()
     if spec.startswith("path:") or folder.startswith(("/", "./", "../", "~")):
-        config = Path(folder).expanduser() / "config.json"
+        config = _config_file(Path(folder).expanduser())
         try:
             return _folder_meta(str(config.resolve()), config.stat().st_mtime_ns)
         except OSError:
             return None
     return None
+
+
+def _config_file(folder: Path) -> Path:
+    """config.json of a model folder, or of the transformer a sentence-transformers folder names."""
+    from profiling.inputs.models import ModelError, encoder_folder
+
+    try:
+        return encoder_folder(folder) / "config.json"
+    except ModelError:
+        return folder / "config.json"
+
+
+def _packaged_config(spec: str) -> Path | None:
+    """config.json of the encoder behind a packaged-encoder spec (``mpnet:tweets``), once it is unpacked here."""
+    from profiling import paths
+    from profiling.inputs.packaged_encoders import ENCODERS
+
+    encoder = ENCODERS.get(spec.partition(":")[0])
+    if encoder is None:
+        return None
+    config = paths.data_dir() / "encoders" / encoder.folder / "config.json"
+    return config if config.is_file() else None
 
 
 def spec_format(spec: str | None) -> str:
@@ -75,6 +107,9 @@ def spec_parameters(spec: str | None) -> int | None:
             from profiling.inputs.models import preset_parameters
 
             return preset_parameters(spec.removeprefix("preset:"))
+        packaged = _packaged_config(spec)
+        if packaged is not None:
+            return _config_parameters(str(packaged.resolve()), packaged.stat().st_mtime_ns)
         folder = Path(spec.removeprefix("path:").strip()).expanduser()
         if not (spec.startswith("path:") or str(spec).startswith(("/", "./", "../", "~"))):
             return None
@@ -82,7 +117,7 @@ def spec_parameters(spec: str | None) -> int | None:
             from profiling.inputs.onnx_folder import inspect_onnx_folder
 
             return int(inspect_onnx_folder(folder)["parameters"])
-        config = folder / "config.json"
+        config = _config_file(folder)
         return _config_parameters(str(config.resolve()), config.stat().st_mtime_ns)
     except Exception as exc:  # noqa: BLE001 - unknown up front only means "checked when the run builds it"
         log.info("parameters of %s not known up front: %s", spec, exc)

@@ -107,3 +107,13 @@ def test_the_real_mpnet_encoder_unpacks_and_its_head_learns(data_dir: Path) -> N
     assert meta["model_type"] == "mpnet" and meta["finetune"]["mode"] == "head"
     assert meta["finetune"]["head_epochs_on_cached_inputs"]  # one pass of the 110M-parameter encoder
     assert meta["finetune_test_accuracy"] > majority + 0.05, (meta["finetune_test_accuracy"], majority)
+
+
+def test_the_run_page_knows_the_mpnet_refusals_before_anything_is_built(data_dir: Path) -> None:
+    from compression import structure
+    from profiling.inputs.spec_structure import spec_meta
+
+    meta = spec_meta("mpnet:tweets")
+    assert meta["model_type"] == "mpnet"
+    assert "MPNet" in structure.refusal("prune-heads", meta)
+    assert structure.refusal("distill", meta) is None and structure.refusal("low-rank", meta) is None
