@@ -293,6 +293,20 @@ def from_request(request: dict[str, Any]) -> dict[str, Any]:
     return checked(out)[0]
 
 
+def _full_chain(chain: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every step with all its options (a request written by hand or an older version may leave defaults out), so
+    it matches the tick that produces it; a step that does not load is kept as it is."""
+    from compression.registry import config_from_json
+
+    out = []
+    for step in chain:
+        try:
+            out.append(config_from_json(step).to_json())
+        except (ValueError, TypeError):
+            out.append(step)
+    return out
+
+
 def load_request(request: dict[str, Any] | None) -> None:
     """Put a stored run's request into the form ("Set up a new run"): model, dataset, settings, workloads, and its
     variants as ticks with their options (others as extra variants). Call it before the form is drawn."""
@@ -305,8 +319,23 @@ def load_request(request: dict[str, Any] | None) -> None:
     st.session_state.pop("ray_address", None)
     choices = from_request(request)
     _apply(choices, only_missing=False)
-    variants = [v for v in request.get("variants") or [] if v.get("chain")]
+    variants = [{**v, "chain": _full_chain(v["chain"])} for v in request.get("variants") or [] if v.get("chain")]
     technique_picker.apply_variants(variants)
     if str(choices.get("dataset_choice")) == "upload":
         st.session_state[NOTICE_KEY] = "That run used an uploaded CSV: upload the file again to use it."
     st.session_state[SESSION_COPY] = {**choices, **current()}
+
+
+def new_run_button(run: dict[str, Any]) -> None:
+    """Results page: "Set up a new run from this one" opens the Run page's form filled in with this run's request
+    (not on a share link or a read-only app, which have no Run page)."""
+    from dashboard import share
+
+    if share.locked() or not run.get("request"):
+        return
+    if st.button("Set up a new run from this one", key=f"new_run_from_{run['id']}", icon=":material/add:",
+                 help="Open the Run page with this run's model, data, techniques and settings filled in."):
+        load_request(run["request"])
+        # As the Run page's own "Set up a new run" does: leave the run this session launched last, show the form.
+        st.session_state["detached"] = st.session_state.pop("run_id", None)
+        st.switch_page("pages/run.py")

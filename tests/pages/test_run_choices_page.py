@@ -84,3 +84,17 @@ def test_set_up_a_new_run_starts_from_the_finished_runs_request(open_page, app_e
     plan = next(m.value for m in at.markdown if "to measure:**" in m.value)
     assert "3 variants" in plan, plan  # the original, the pruned one and the chain (kept as a preset variant)
     assert json.loads(json.dumps(at.session_state["extra_variants"]))[0]["chain"][0]["technique"] == "onnx"
+
+
+def test_results_offers_a_new_run_from_the_shown_one(open_page, app_env, store):
+    from tests.helpers.fake_runs import build_fake_run
+
+    run_id = build_fake_run(store)
+    at = open_page("pages/results.py", {"run": run_id})
+    at.button(key=f"new_run_from_{run_id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Compression Explorer"
+    assert at.checkbox(key="tick_onnx").value is True and at.checkbox(key="tick_onnx-int8").value is True
+    assert at.number_input(key="set_batch_size").value == 8 and at.number_input(key="set_eval_size").value == 12
+    at = open_page("pages/results.py", {"run": run_id, "view": "shared"})
+    assert not [b for b in at.button if (b.key or "").startswith("new_run_from_")]
