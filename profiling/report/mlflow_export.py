@@ -254,6 +254,11 @@ def log_run(store: RunStore, run_id: str, tracking_uri: str | None = None,
     env = run.get("env") or {}
     if env.get("cpu_model"):
         tags["compression.cpu_model"] = str(env["cpu_model"])
+    imported = env.get("imported") or {}
+    if imported:  # measured elsewhere and imported from a bundle: say so, as every page does
+        tags["compression.imported_from_run"] = str(imported.get("from_run"))
+        if imported.get("copy_of"):
+            tags["compression.copy_of"] = str(imported["copy_of"])
     parent = client.create_run(exp_id, run_name=f"run {run_id}", tags=tags)
     pid = parent.info.run_id
     children: dict[str, str] = {}

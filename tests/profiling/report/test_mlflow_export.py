@@ -169,3 +169,16 @@ def test_bundle_only_options_are_refused_with_mlflow_and_vice_versa(tmp_path, ca
     assert "-o/--output writes a bundle file" in err
     err = _cli_error(capsys, ["export", run_id, "--tracking-uri", "x", "--store", str(store.path)])
     assert "only apply with --mlflow" in err
+
+
+def test_an_imported_run_says_where_it_came_from(tmp_path):
+    from profiling.store.bundle import export_bytes, import_bundle
+    from profiling.store.runs import RunStore
+
+    store, run_id = fake_store(tmp_path)
+    other = RunStore(tmp_path / "other.sqlite")
+    imported = import_bundle(other, export_bytes(store, run_id))
+    uri = (tmp_path / "mlruns").as_uri()
+    logged = log_run(other, imported, uri)
+    tags = MlflowClient(tracking_uri=uri).get_run(logged.parent_run_id).data.tags
+    assert tags["compression.imported_from_run"] == run_id and tags["compression.run_id"] == imported
