@@ -259,6 +259,13 @@ def _apply_preset(name: str) -> None:
     """Tick the entries a preset uses (options from the first variant using each), keep the rest as extra variants.
 
     Runs as a button callback, before the widgets are drawn, so it may set their values."""
+    apply_variants(state.presets().get(name, []))
+
+
+def apply_variants(variants: list[dict[str, Any]]) -> None:
+    """Tick the entries these variants use (a preset's, or a stored run's request), options from the first variant
+    using each; variants that are not one plain tick (other fractions, chains) become extra variants. Call it
+    before the technique widgets are drawn (a callback, or before the picker)."""
     from compression.registry import config_from_json
     from profiling.jobs.presets import complete_chain
 
@@ -267,7 +274,7 @@ def _apply_preset(name: str) -> None:
     _clear_techniques()
     claimed: set[str] = set()
     extras, unavailable = [], []
-    for v in state.presets().get(name, []):
+    for v in variants:
         chain = list(v.get("chain") or [])
         if not chain:
             continue

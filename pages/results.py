@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import hardware, share, sweep, timeline, trust
+from dashboard import hardware, mlflow_box, run_choices, share, sweep, timeline, trust
 from dashboard.guard import page_guard
 from profiling.report import figures as plots
 from profiling.report import frames as rd
@@ -435,6 +435,9 @@ def show_run(store, run_id: str) -> None:
     _predictions(store, run_id, variants)
     _environment(run)
     share.run_extras(store, run, variants, changes)
+    mlflow_box.render(store, run)  # only when mlflow is installed
+    if run.get("status") in ("done", "failed"):
+        run_choices.new_run_button(run)
     sweep.render_workloads(variants)  # the run's real-text / bucketed / fixed-shape workloads, if any
     sweep.render(store, run_id)  # batch/sequence/threads sweeps: launch one, follow it, the stored ones
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cluster, hardware, pickers, ram_view, run_view, state, sweep, technique_picker
+from dashboard import cluster, hardware, pickers, ram_view, run_choices, run_view, state, sweep, technique_picker
 from dashboard.guard import page_guard
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,9 @@ def attached_run_id(store: Any) -> str | None:
     return active[-1]["id"] if active else None  # the oldest active run is the one the machine works on
 
 
-def detach() -> None:
-    """Leave the watched (finished) run and show the set-up form again."""
+def detach(request: dict | None = None) -> None:
+    """Leave the watched (finished) run and show the set-up form again, starting from that run's request."""
+    run_choices.load_request(request)
     st.session_state["detached"] = st.session_state.pop("run_id", None) or st.query_params.get("run")
     st.query_params.pop("run", None)
 
@@ -181,6 +182,8 @@ def _elapsed(run: dict) -> str:
 
 
 def setup_form() -> None:
+    run_choices.restore()  # the choices made before another page or a reload (session, else ?setup=)
+    run_choices.notice()
     st.markdown("#### 1 · Model")
     model, model_errors = pickers.model_picker()
     st.markdown("#### 2 · Labeled data")
@@ -195,6 +198,7 @@ def setup_form() -> None:
     settings = pickers.settings_picker()
     workloads = sweep.workloads_picker(settings["batch_size"])
     executor, cluster_errors = cluster.cluster_picker()
+    run_choices.remember()
 
     st.divider()
     errors = model_errors + data_errors + tech_errors + cluster_errors
@@ -261,7 +265,9 @@ def main() -> None:
                 icon=":material/add:",
                 key="new_run",
                 on_click=detach,
-                help="Leave this finished run (it stays in History) and show the set-up form.",
+                args=(run.get("request"),),
+                help="Leave this finished run (it stays in History) and show the set-up form, filled in with this "
+                "run's model, data, techniques and settings.",
             )
             return
         st.caption(

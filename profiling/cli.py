@@ -104,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="export a finished run as a bundle (a zip of JSON files) for another install")
     exp.add_argument("run_id")
     exp.add_argument("-o", "--output", help="bundle file to write (default: run-RUN_ID.zip)")
+    exp.add_argument("--mlflow", action="store_true",
+                     help="log the run to MLflow instead: a parent run with the environment and the HTML report and "
+                          "bundle as artifacts, a child run per variant with its chain as parameters and its figures "
+                          "as metrics (needs mlflow: pip install mlflow-skinny, see the README)")
+    exp.add_argument("--tracking-uri", help="with --mlflow: the MLflow tracking URI, e.g. http://host:5000 or a "
+                                            "folder (default: a local file store in the data folder, data/mlflow)")
+    exp.add_argument("--experiment", help="with --mlflow: the MLflow experiment (default: compression-explorer)")
     store_arg(exp)
 
     imp = sub.add_parser("import", help="import a run bundle (validated; a bad bundle is refused, nothing stored)")
@@ -566,10 +573,35 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.mlflow:
+        return _export_mlflow(args)
+    if args.tracking_uri or args.experiment:
+        raise CliError("--tracking-uri and --experiment only apply with --mlflow")
     from profiling.store.bundle import export_run
 
     path = export_run(_store(args), args.run_id, args.output or f"run-{args.run_id}.zip")
     print(f"wrote {path}")
+    return 0
+
+
+def _export_mlflow(args: argparse.Namespace) -> int:
+    from profiling.report.mlflow_export import MlflowExportError, log_run, normalize_uri
+
+    if args.output:
+        raise CliError("-o/--output writes a bundle file; with --mlflow the run goes to the tracking URI instead")
+    store = _store(args)
+    uri = normalize_uri(args.tracking_uri)
+    print(f"logging run {args.run_id} to MLflow at {uri} ...", file=sys.stderr)
+    try:
+        logged = log_run(store, args.run_id, uri, args.experiment)
+    except MlflowExportError as exc:
+        raise CliError(str(exc)) from None
+    print(f"logged run {args.run_id} to MLflow: parent run {logged.parent_run_id} with "
+          f"{len(logged.child_run_ids)} child runs, experiment {logged.experiment_name!r} "
+          f"(id {logged.experiment_id}) at {logged.tracking_uri}")
+    if logged.tracking_uri.startswith("file:"):
+        print(f"browse it with: mlflow ui --backend-store-uri {logged.tracking_uri} (the UI needs the full mlflow "
+              "package; set MLFLOW_ALLOW_FILE_STORE=true)")
     return 0
 
 

@@ -60,3 +60,19 @@ def _open_page(page: str | None = None, query: dict | None = None, session: dict
         at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+@pytest.fixture
+def fake_launch_calls(queued_run, monkeypatch):
+    """Replace runner.launch: record each request and leave a queued run in the test store (no process)."""
+    import json
+
+    from profiling.jobs import runner
+    calls: list[dict] = []
+
+    def launch(request, store_path=None):
+        calls.append(json.loads(json.dumps(request)))
+        return queued_run(request)
+
+    monkeypatch.setattr(runner, "launch", launch)
+    return calls
