@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from compression.artifact import Artifact
-from compression.errors import UserError
+from compression.errors import UserError, write_failure
 
 log = logging.getLogger(__name__)
 
@@ -274,18 +274,22 @@ def apply(src: Artifact, cfg: TechniqueConfig, cache_root: Path, ctx: Context | 
         except (ValueError, FileNotFoundError):
             shutil.rmtree(out, ignore_errors=True)
     tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     try:
-        result = REGISTRY[cfg.name].handler(src, cfg, tmp, ctx)
-    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        result = REGISTRY[cfg.name].handler(src, cfg, tmp, ctx)
+        meta = {**result.meta, "artifact_key": key}
+        result = Artifact(path=tmp, format=result.format, lineage=result.lineage, meta=meta)
+        result.write_manifest()
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    except BaseException as exc:  # nothing half-written stays: the temp folder goes, the cache keeps only whole ones
+        shutil.rmtree(tmp, ignore_errors=True)
+        disk = write_failure(exc, f"the {cfg.name} artifact {out.name}", out.parent) if isinstance(exc, Exception) \
+            else None
+        if disk is not None:
+            raise disk from exc
         raise
-    meta = {**result.meta, "artifact_key": key}
-    result = Artifact(path=tmp, format=result.format, lineage=result.lineage, meta=meta)
-    result.write_manifest()
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
     return Artifact(path=out, format=result.format, lineage=result.lineage, meta=meta)
 
 

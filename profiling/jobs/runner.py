@@ -23,7 +23,7 @@ from profiling.jobs.launcher import readable
 from profiling.jobs.launcher import restore_signal_handlers as _restore_signal_handlers
 from profiling.measure.timing import variant_timing
 from profiling.settings import Settings, SettingsError
-from profiling.store.runs import RunStore, now_iso, process_alive
+from profiling.store.runs import RunStore, StoreError, now_iso, process_alive
 
 log = logging.getLogger(__name__)
 
@@ -366,15 +366,24 @@ def execute(run_id: str, store: RunStore, on_update: Update | None = None) -> No
         store.fail_run(run_id, reason)
         raise SystemExit(128 + stop.signum) from None
     except _RunFailed as exc:
-        store.fail_run(run_id, str(exc))
+        _record_failure(store, run_id, str(exc))
     except Exception as exc:
-        if isinstance(exc, UserError):  # the user's input: its message says it all, no traceback
+        if isinstance(exc, UserError | StoreError):  # the user's input or the store's disk: the message says it all
             log.warning("run %s failed during %s: %s", run_id, state["where"], readable(exc))
         else:
             log.exception("run %s failed during %s", run_id, state["where"])
-        store.fail_run(run_id, f"failed during {state['where']}: {readable(exc)}")
+        _record_failure(store, run_id, f"failed during {state['where']}: {readable(exc)}")
     finally:
         _restore_signal_handlers(previous)
+
+
+def _record_failure(store: RunStore, run_id: str, reason: str) -> None:
+    """Mark the run failed; when the store itself cannot be written (full disk, read-only, locked), raise one
+    StoreError with both reasons: the run stays as stored and is reaped as failed once this process has ended."""
+    try:
+        store.fail_run(run_id, reason)
+    except StoreError as exc:
+        raise StoreError(f"run {run_id} could not be marked failed ({reason}): {exc}") from None
 
 
 class _RunFailed(Exception):
