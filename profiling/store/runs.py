@@ -190,6 +190,13 @@ def _free_bytes(folder: Path) -> int:
         return 1 << 62  # cannot tell: not called full
 
 
+def _read_only_folder(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _process_start(pid: int) -> float | None:
     try:
         import psutil
@@ -270,13 +277,18 @@ class RunStore:
         if full:
             return StoreError(f"disk full: no space left while writing {where}; nothing of this write was stored "
                               f"and earlier runs are intact: free space in {self.path.parent} and try again")
+        cant_open = name.startswith("SQLITE_CANTOPEN") or "unable to open database file" in text
+        if cant_open and _read_only_folder(self.path.parent):
+            return StoreError(f"read-only: cannot open {where}: its folder is on a read-only file system, and "
+                              "SQLite writes the store's index file (-shm) beside it even to read it; mount it "
+                              "writable or point COMPRESSION_STORE at a writable file")
         if name.startswith("SQLITE_READONLY") or "readonly database" in text:
             return StoreError(f"read-only: cannot {doing if doing != 'read' else 'write'} {where} (the file or its "
                               "folder is read-only); point COMPRESSION_STORE at a writable file")
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text:
             return StoreError(f"locked: {where} is locked by another process (waited {self.timeout_s:g} s for its "
                               "lock); try again when that process has finished")
-        if name.startswith("SQLITE_CANTOPEN") or "unable to open database file" in text:
+        if cant_open:
             return StoreError(f"cannot open {where}: its folder is missing, read-only or not permitted ({exc})")
         if name.startswith("SQLITE_IOERR") or "disk i/o error" in text:
             return StoreError(f"disk error while {doing.removesuffix('e')}ing {where} ({exc}); check the disk "
