@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compression.errors import UserError
+from compression.errors import DiskWriteError, UserError
 from profiling import paths
 from profiling import settings as _settings
 from profiling.inputs.models import is_hub_id
@@ -383,6 +383,9 @@ def _record_failure(store: RunStore, run_id: str, reason: str) -> None:
     try:
         store.fail_run(run_id, reason)
     except StoreError as exc:
+        if str(exc) in reason:  # the same store error that failed the run: say it once
+            raise StoreError(f"run {run_id} {reason} (so it could not be marked failed either: it is once this "
+                             "process has ended and the store can be written)") from None
         raise StoreError(f"run {run_id} could not be marked failed ({reason}): {exc}") from None
 
 
@@ -606,6 +609,8 @@ def _run_variant(run_id: str, v: dict, base: Any, data: Any, settings: dict, eva
             timing["timing_s"] = {"build": timing["build_time_s"]}
         rep.variant(idx, status="failed", error=readable(exc), finished_at=now_iso(), **_failed_metrics(store, run_id,
                     idx, timing))
+        if isinstance(exc, DiskWriteError):  # a full or read-only disk fails every later variant too: stop here
+            raise _RunFailed(readable(exc)) from None
         return None
 
 
