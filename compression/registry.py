@@ -6,7 +6,9 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import shutil
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -250,6 +252,34 @@ def _data_key(cfg: TechniqueConfig, ctx: Context) -> str:
     return "/data:" + h.hexdigest()[:16]
 
 
+PARTIAL = ".partial-"  # an artifact being built: <name>.partial-<host>-<pid>, renamed to <name> when complete
+
+
+def remove_orphaned_partials(cache_root: Path) -> list[Path]:
+    """Delete the temp folders of builds whose process is gone (killed mid-build: ``kill -9`` leaves no chance to
+    clean up); only this host's (a shared cache on NFS also holds other hosts' builds). Returns what was removed."""
+    host = socket.gethostname()
+    removed = []
+    for tmp in cache_root.glob(f"*{PARTIAL}{host}-*") if cache_root.is_dir() else ():
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        log.info("removing %s, left by a build whose process is gone", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def apply(src: Artifact, cfg: TechniqueConfig, cache_root: Path, ctx: Context | None = None) -> Artifact:
     """Apply one technique, writing a new artifact under ``cache_root``; reuse it if already built.
 
@@ -273,7 +303,8 @@ def apply(src: Artifact, cfg: TechniqueConfig, cache_root: Path, ctx: Context | 
             return art
         except (ValueError, FileNotFoundError):
             shutil.rmtree(out, ignore_errors=True)
-    tmp = out.with_name(out.name + ".partial")
+    remove_orphaned_partials(Path(cache_root))
+    tmp = out.with_name(f"{out.name}{PARTIAL}{socket.gethostname()}-{os.getpid()}")
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)

@@ -633,6 +633,10 @@ class RunStore:
             ])
             log.warning("run %s marked failed: %s", row["id"], reason)
             reaped += 1
+        if reaped:  # a run killed mid-build left its temp artifact folder: nothing half-written stays
+            from compression.registry import remove_orphaned_partials
+
+            remove_orphaned_partials(paths.artifacts_dir())
         return reaped
 
     # ---- jobs (sweeps, sensitivity maps) -------------------------------------------------------------

@@ -34,7 +34,7 @@ def _use(monkeypatch, data: Path, store: Path) -> None:
 
 def _half_written(data: Path) -> list[str]:
     """Temp folders of builds (``*.partial`` artifacts, ``.tmp-*`` models) left in the data folder."""
-    return sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.name.endswith(".partial")
+    return sorted(str(p.relative_to(data)) for p in data.rglob("*") if ".partial" in p.name
                   or p.name.startswith(".tmp-"))
 
 
