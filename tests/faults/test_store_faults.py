@@ -145,3 +145,18 @@ def test_a_damaged_store_found_by_the_cli_is_moved_aside_and_recovered(tmp_path,
     assert "was damaged" in done.stdout + done.stderr
     RunStore(path).create_run({"model": "default", "variants": []})
     assert integrity(path) == "ok"
+
+
+def test_random_bytes_as_the_store(tmp_path, fault):
+    case = fault("random bytes as the store", "moved aside (bytes kept), 'not a database' said, new store works")
+    path = tmp_path / "runs.sqlite"
+    garbage = os.urandom(32_768)
+    path.write_bytes(garbage)
+    store = RunStore(path)
+    notice = store.recovery_notice()
+    case.saw(f"reason: {notice['reason']}", "not a database" in notice["reason"])
+    assert "not a database" in notice["reason"] and notice["runs"] == 0
+    [moved] = [p for p in tmp_path.glob("runs.sqlite.damaged-*") if not p.name.endswith(("-wal", "-shm"))]
+    assert case.saw(f"moved to {moved.name}, bytes kept", moved.read_bytes() == garbage)
+    run_id = store.create_run({"model": "default", "variants": []})
+    assert store.get_run(run_id) and integrity(path) == "ok"
