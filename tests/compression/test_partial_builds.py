@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from compression.registry import PARTIAL, remove_orphaned_partials
 
@@ -33,3 +35,18 @@ def test_only_this_hosts_partials_of_dead_processes_are_removed(tmp_path):
         live_parent.kill()
         live_parent.wait()
     assert remove_orphaned_partials(tmp_path / "missing") == []
+
+
+def test_a_zombie_builds_partial_is_removed(tmp_path):
+    """A build process killed but not reaped yet (a zombie) is gone: its temp folder goes."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        folder = tmp_path / f"onnx-ffff{PARTIAL}{socket.gethostname()}-{proc.pid}"
+        folder.mkdir()
+        assert remove_orphaned_partials(tmp_path) == [folder]
+    finally:
+        proc.wait()
