@@ -6,14 +6,16 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import shutil
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 from compression.artifact import Artifact
-from compression.errors import UserError
+from compression.errors import UserError, write_failure
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +287,39 @@ def _data_key(cfg: TechniqueConfig, ctx: Context) -> str:
     return "/data:" + h.hexdigest()[:16]
 
 
+PARTIAL = ".partial-"  # an artifact being built: <name>.partial-<host>-<pid>, renamed to <name> when complete
+
+
+def remove_orphaned_partials(cache_root: Path) -> list[Path]:
+    """Delete the temp folders of builds whose process is gone (killed mid-build: ``kill -9`` leaves no chance to
+    clean up); only this host's (a shared cache on NFS also holds other hosts' builds). Returns what was removed."""
+    host = socket.gethostname()
+    removed = []
+    for tmp in cache_root.glob(f"*{PARTIAL}{host}-*") if cache_root.is_dir() else ():
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        log.info("removing %s, left by a build whose process is gone", tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, killed but not yet reaped by its parent, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
 def apply(src: Artifact, cfg: TechniqueConfig, cache_root: Path, ctx: Context | None = None) -> Artifact:
     """Apply one technique, writing a new artifact under ``cache_root``; reuse it if already built.
 
@@ -308,19 +343,24 @@ def apply(src: Artifact, cfg: TechniqueConfig, cache_root: Path, ctx: Context | 
             return art
         except (ValueError, FileNotFoundError):
             shutil.rmtree(out, ignore_errors=True)
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    remove_orphaned_partials(Path(cache_root))
+    tmp = out.with_name(f"{out.name}{PARTIAL}{socket.gethostname()}-{os.getpid()}")
     try:
-        result = REGISTRY[cfg.name].handler(src, cfg, tmp, ctx)
-    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        result = REGISTRY[cfg.name].handler(src, cfg, tmp, ctx)
+        meta = {**result.meta, "artifact_key": key}
+        result = Artifact(path=tmp, format=result.format, lineage=result.lineage, meta=meta)
+        result.write_manifest()
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+    except BaseException as exc:  # nothing half-written stays: the temp folder goes, the cache keeps only whole ones
+        shutil.rmtree(tmp, ignore_errors=True)
+        disk = write_failure(exc, f"the {cfg.name} artifact {out.name}", out.parent) if isinstance(exc, Exception) \
+            else None
+        if disk is not None:
+            raise disk from exc
         raise
-    meta = {**result.meta, "artifact_key": key}
-    result = Artifact(path=tmp, format=result.format, lineage=result.lineage, meta=meta)
-    result.write_manifest()
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
     return Artifact(path=out, format=result.format, lineage=result.lineage, meta=meta)
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from compression.errors import write_failure
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def data_dir() -> Path:
     """``$COMPRESSION_DATA_DIR`` or ``<repo>/data``; created on first use."""
     path = Path(os.environ.get("COMPRESSION_DATA_DIR", REPO_ROOT / "data")).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    _mkdir(path, "the data folder")
     return path
 
 
@@ -38,5 +40,16 @@ def downloads_dir() -> Path:
 
 def _sub(name: str) -> Path:
     path = data_dir() / name
-    path.mkdir(parents=True, exist_ok=True)
+    _mkdir(path, f"the folder {name}")
     return path
+
+
+def _mkdir(path: Path, what: str) -> None:
+    """Create ``path`` if missing; a full, read-only or forbidden disk is named (DiskWriteError), not a bare OSError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        disk = write_failure(exc, what, path.parent)
+        if disk is not None:
+            raise disk from exc
+        raise

@@ -23,6 +23,8 @@ MAX_CSV_BYTES = 200 * 1024 * 1024
 SNIFF_BYTES = 64 * 1024  # the sample the delimiter is detected from
 DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab"}
 MAX_CLASSES = 100
+LONG_TEXT_CHARS = 20_000  # a text longer than this is named in the note (it is cut when tokenized)
+LATIN1_NOTE = "; not valid UTF-8, read as Latin-1: check accented letters"
 MIN_ROWS_PER_CLASS = 2  # one for train, one for test
 # Tweets: mean human rating on -4..+4; |rating| < 0.5 is "neutral" (about 18 % of the 4,200 tweets).
 TWEET_NEUTRAL_BAND = 0.5
@@ -118,14 +120,51 @@ def csv_header(path: Path, wanted: tuple[str, ...] = ()) -> tuple[str, list[str]
     return chosen, columns
 
 
+# File signatures of what is sometimes uploaded by mistake (or on purpose) in place of a CSV.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x7fELF", "an executable (ELF)"),
+    (b"MZ", "a Windows executable (PE)"),
+    (b"\xcf\xfa\xed\xfe", "an executable (Mach-O)"),
+    (b"\xfe\xed\xfa\xcf", "an executable (Mach-O)"),
+    (b"\xca\xfe\xba\xbe", "an executable (Mach-O universal binary or Java class)"),
+    (b"#!/", "a script (it starts with #!/)"),
+    (b"PK\x03\x04", "a zip archive (an .xlsx spreadsheet is one too: save it as CSV)"),
+    (b"\x1f\x8b", "a gzip-compressed file (decompress it first)"),
+    (b"BZh", "a bzip2-compressed file (decompress it first)"),
+    (b"%PDF", "a PDF document"),
+    (b"SQLite format 3\x00", "a SQLite database"),
+    (b"\x80\x02", "a Python pickle (never unpickled here)"),
+    (b"\x80\x03", "a Python pickle (never unpickled here)"),
+    (b"\x80\x04", "a Python pickle (never unpickled here)"),
+    (b"\x80\x05", "a Python pickle (never unpickled here)"),
+)
+
+
+def binary_kind(head: bytes) -> str | None:
+    """What a file whose first bytes are ``head`` is when it is not text ("an executable (ELF)", ...), or None for
+    text. Any NUL byte makes it "a binary file"."""
+    for magic, kind in _SIGNATURES:
+        if head.startswith(magic) and (magic != b"MZ" or b"\x00" in head[:64]):  # "MZ" alone can start a text
+            return kind
+    if b"\x00" in head:
+        return "a binary file"
+    return None
+
+
+def describe_binary(kind: str) -> str:
+    """``binary_kind``'s answer as a phrase: "an executable (ELF), a binary file"."""
+    return kind if kind == "a binary file" else f"{kind}, a binary file"
+
+
 def _sample_text(path: Path) -> str:
     try:
         with open(path, "rb") as fh:
             head = fh.read(SNIFF_BYTES)
     except OSError as exc:
         raise DatasetError(f"cannot read {path.name}: {exc.strerror or exc}") from exc
-    if b"\x00" in head:
-        raise DatasetError(f"{path.name} looks like a binary file, not a CSV text file")
+    kind = binary_kind(head)
+    if kind is not None:
+        raise DatasetError(f"{path.name} is {describe_binary(kind)}, not a CSV text file")
     try:
         return head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -279,7 +318,8 @@ def _read_csv(path: Path, sep: str, **kwargs: Any):
     last: Exception | None = None
     for encoding in ("utf-8-sig", "latin-1"):  # latin-1 never fails to decode: the fallback for legacy files
         try:
-            return pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, keep_default_na=False, **kwargs)
+            df = pd.read_csv(path, sep=sep, encoding=encoding, dtype=str, keep_default_na=False, **kwargs)
+            return df, encoding
         except UnicodeDecodeError as exc:
             last = exc
         except pd.errors.EmptyDataError as exc:
@@ -303,7 +343,7 @@ def _load_csv(path_str: str, text_column: str, label_column: str, mtime_ns: int,
         )
     if text_column == label_column:
         raise DatasetError("the text column and the label column must be different columns")
-    df = _read_csv(path, sep, usecols=[text_column, label_column])
+    df, encoding = _read_csv(path, sep, usecols=[text_column, label_column])
     n_raw = len(df)
     texts = df[text_column].astype(str).str.strip()
     raw_labels = df[label_column].astype(str).str.strip()
@@ -314,9 +354,12 @@ def _load_csv(path_str: str, text_column: str, label_column: str, mtime_ns: int,
     if len(texts) == 0:
         raise DatasetError(f"{path.name} has no rows with both a text ({text_column!r}) and a label ({label_column!r})")
     label_names, labels = _encode_labels(raw_labels.tolist(), label_column)
+    longest = int(texts.str.len().max())
+    long_note = (f"; the longest text has {longest:,} characters: a model reads only its first tokens (up to its "
+                 "max length)") if longest > LONG_TEXT_CHARS else ""
     note = (
-        f"{path.name} ({DELIMITERS[sep]}-separated): {len(texts)} rows of {n_raw} ({int((~keep).sum())} with blank text/label and "
-        f"{int(dup.sum())} duplicate texts dropped), {len(label_names)} classes"
+        f"{path.name} ({DELIMITERS[sep]}-separated{LATIN1_NOTE if encoding == 'latin-1' else ''}): {len(texts)} rows of {n_raw} ({int((~keep).sum())} with blank text/label and "
+        f"{int(dup.sum())} duplicate texts dropped), {len(label_names)} classes{long_note}"
     )
     return _make(path.name, label_names, texts.tolist(), labels, note)
 

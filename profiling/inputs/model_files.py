@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from compression.artifact import MANIFEST, Artifact
-from compression.errors import UserError
+from compression.errors import UserError, write_failure
 from profiling.filelock import file_lock, remove_stale_temps
 
 log = logging.getLogger(__name__)
@@ -109,22 +109,28 @@ def build_cached(target: Path, build: Callable[[Path], dict[str, Any]], fmt: str
     if (target / MANIFEST).is_file():
         return Artifact.load(target)
     parent = target.parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with file_lock(parent / f".{target.name}.lock"):
-        if (target / MANIFEST).is_file():
-            return Artifact.load(target)
-        remove_stale_temps(parent, f".tmp-{target.name}-")
-        tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".tmp-{target.name}-"))
-        try:
-            meta = build(tmp)
-            Artifact(path=tmp, format=fmt, meta=meta).write_manifest()  # type: ignore[arg-type]
-            _make_readable(tmp)
-            if target.exists():  # a folder without a manifest is a broken leftover
-                shutil.rmtree(target)
-            os.rename(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(parent / f".{target.name}.lock"):
+            if (target / MANIFEST).is_file():
+                return Artifact.load(target)
+            remove_stale_temps(parent, f".tmp-{target.name}-")
+            tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".tmp-{target.name}-"))
+            try:
+                meta = build(tmp)
+                Artifact(path=tmp, format=fmt, meta=meta).write_manifest()  # type: ignore[arg-type]
+                _make_readable(tmp)
+                if target.exists():  # a folder without a manifest is a broken leftover
+                    shutil.rmtree(target)
+                os.rename(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+    except Exception as exc:  # a full, read-only or forbidden disk: say so, with what and where
+        disk = write_failure(exc, f"the model {target.name}", parent)
+        if disk is not None:
+            raise disk from exc
+        raise
     log.info("built %s", target)
     return Artifact.load(target)
 

@@ -700,6 +700,9 @@ def _load_error(exc: BaseException, what: str, hub: bool) -> ModelError:
         )
     if "Unrecognized model" in text or "model_type" in text:
         return ModelError(f"{what}: unsupported model type ({first})")
+    if any(type(e).__name__ == "SafetensorError" for e in chain) or "deserializing header" in text:
+        return ModelError(f"cannot load {what}: its weights file (*.safetensors) is damaged or incomplete ({first}); "
+                          "download or save the model again")
     return ModelError(f"cannot load {what}: {first}")
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from compression.errors import UserError
 from profiling import paths
 from profiling.schema import JobKind, RunStatus
-from profiling.store.runs import RunStore, read_only
+from profiling.store.runs import RunStore, StoreError, read_only
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def execute_job(job_id: str, store: RunStore, on_progress: Progress | None = Non
 def readable(exc: BaseException) -> str:
     """A one-line reason: the message of errors meant for users, the type and message of anything else."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    if isinstance(exc, UserError):
+    if isinstance(exc, UserError | StoreError):  # a StoreError names the store's problem (disk full, locked, ...)
         return text
     if isinstance(exc, MemoryError):
         return "out of memory"

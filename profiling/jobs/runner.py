@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from compression.errors import UserError
+from compression.errors import DiskWriteError, UserError
 from profiling import paths
 from profiling import settings as _settings
 from profiling.inputs.models import is_hub_id
@@ -23,7 +23,7 @@ from profiling.jobs.launcher import readable
 from profiling.jobs.launcher import restore_signal_handlers as _restore_signal_handlers
 from profiling.measure.timing import variant_timing
 from profiling.settings import Settings, SettingsError
-from profiling.store.runs import RunStore, now_iso, process_alive
+from profiling.store.runs import RunStore, StoreError, now_iso, process_alive
 
 log = logging.getLogger(__name__)
 
@@ -405,15 +405,27 @@ def execute(run_id: str, store: RunStore, on_update: Update | None = None) -> No
         store.fail_run(run_id, reason)
         raise SystemExit(128 + stop.signum) from None
     except _RunFailed as exc:
-        store.fail_run(run_id, str(exc))
+        _record_failure(store, run_id, str(exc))
     except Exception as exc:
-        if isinstance(exc, UserError):  # the user's input: its message says it all, no traceback
+        if isinstance(exc, UserError | StoreError):  # the user's input or the store's disk: the message says it all
             log.warning("run %s failed during %s: %s", run_id, state["where"], readable(exc))
         else:
             log.exception("run %s failed during %s", run_id, state["where"])
-        store.fail_run(run_id, f"failed during {state['where']}: {readable(exc)}")
+        _record_failure(store, run_id, f"failed during {state['where']}: {readable(exc)}")
     finally:
         _restore_signal_handlers(previous)
+
+
+def _record_failure(store: RunStore, run_id: str, reason: str) -> None:
+    """Mark the run failed; when the store itself cannot be written (full disk, read-only, locked), raise one
+    StoreError with both reasons: the run stays as stored and is reaped as failed once this process has ended."""
+    try:
+        store.fail_run(run_id, reason)
+    except StoreError as exc:
+        if str(exc) in reason:  # the same store error that failed the run: say it once
+            raise StoreError(f"run {run_id} {reason} (so it could not be marked failed either: it is once this "
+                             "process has ended and the store can be written)") from None
+        raise StoreError(f"run {run_id} could not be marked failed ({reason}): {exc}") from None
 
 
 class _RunFailed(Exception):
@@ -636,6 +648,8 @@ def _run_variant(run_id: str, v: dict, base: Any, data: Any, settings: dict, eva
             timing["timing_s"] = {"build": timing["build_time_s"]}
         rep.variant(idx, status="failed", error=readable(exc), finished_at=now_iso(), **_failed_metrics(store, run_id,
                     idx, timing))
+        if isinstance(exc, DiskWriteError):  # a full or read-only disk fails every later variant too: stop here
+            raise _RunFailed(readable(exc)) from None
         return None
 
 

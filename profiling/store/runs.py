@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import time
 import uuid
@@ -40,6 +41,9 @@ JOB_KINDS = tuple(JobKind)
 UNREADABLE = "stored record unreadable"
 # A queued run that never got a process after this long is failed by the reaper.
 NEVER_STARTED_S = 300.0
+# An I/O error with less free space than this where the store lives is a full disk (SQLite needs 32 KiB for its
+# WAL index and a few pages for a transaction).
+LOW_SPACE_BYTES = 256 * 1024
 RECOVERY_KEY = "recovery"  # meta key of the notice about a damaged store this one replaced
 # Store files this process has checked for damage, by (path, device, inode): the check reads the whole file once.
 _CHECKED: set[tuple[str, int, int]] = set()
@@ -179,6 +183,20 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _free_bytes(folder: Path) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 1 << 62  # cannot tell: not called full
+
+
+def _read_only_folder(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
 def _process_start(pid: int) -> float | None:
     try:
         import psutil
@@ -243,7 +261,39 @@ class RunStore:
                     log.info("run store %s: schema %s -> %d", self.path, row[0], SCHEMA_VERSION)
                     con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable run store: {exc}") from None
+            named = self._named(exc, "open")
+            raise (named or StoreError(f"{self.path} is not a usable run store: {exc}")) from None
+
+    def _named(self, exc: sqlite3.Error, doing: str) -> StoreError | None:
+        """A StoreError that says what stopped a store read or write (``doing``: "read", "write", "open"): a full
+        disk, a read-only file or folder, a lock held by another process, a file that cannot be opened; None for
+        other errors (damage is handled by recovery). SQLite's own text stays at the end."""
+        name = str(getattr(exc, "sqlite_errorname", "") or "")
+        text = str(exc).lower()
+        where = f"the run store {self.path}"
+        full = name.startswith("SQLITE_FULL") or "database or disk is full" in text
+        if not full and (name.startswith("SQLITE_IOERR") or "disk i/o error" in text):
+            full = _free_bytes(self.path.parent) < LOW_SPACE_BYTES  # e.g. no room for the WAL index (-shm)
+        if full:
+            return StoreError(f"disk full: no space left while writing {where}; nothing of this write was stored "
+                              f"and earlier runs are intact: free space in {self.path.parent} and try again")
+        cant_open = name.startswith("SQLITE_CANTOPEN") or "unable to open database file" in text
+        if cant_open and _read_only_folder(self.path.parent):
+            return StoreError(f"read-only: cannot open {where}: its folder is on a read-only file system, and "
+                              "SQLite writes the store's index file (-shm) beside it even to read it; mount it "
+                              "writable or point COMPRESSION_STORE at a writable file")
+        if name.startswith("SQLITE_READONLY") or "readonly database" in text:
+            return StoreError(f"read-only: cannot {doing if doing != 'read' else 'write'} {where} (the file or its "
+                              "folder is read-only); point COMPRESSION_STORE at a writable file")
+        if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "database is locked" in text:
+            return StoreError(f"locked: {where} is locked by another process (waited {self.timeout_s:g} s for its "
+                              "lock); try again when that process has finished")
+        if cant_open:
+            return StoreError(f"cannot open {where}: its folder is missing, read-only or not permitted ({exc})")
+        if name.startswith("SQLITE_IOERR") or "disk i/o error" in text:
+            return StoreError(f"disk error while {doing.removesuffix('e')}ing {where} ({exc}); check the disk "
+                              f"holding {self.path.parent} (full, removed or failing?)")
+        return None
 
     def _newer(self, version: int) -> str:
         return (f"the run store {self.path} was written by a newer version of this tool (schema {version}, this "
@@ -357,7 +407,7 @@ class RunStore:
         try:
             con = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the run store {self.path}: {exc}") from None
+            raise (self._named(exc, "open") or StoreError(f"cannot open the run store {self.path}: {exc}")) from None
         try:
             con.execute(f"PRAGMA busy_timeout={int(self.timeout_s * 1000)}")
             con.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -378,7 +428,7 @@ class RunStore:
         except sqlite3.DatabaseError as exc:
             if retry and self._damaged_meanwhile(exc):
                 return self._query(sql, args, retry=False)
-            raise StoreError(f"cannot read the run store {self.path}: {exc}") from None
+            raise (self._named(exc, "read") or StoreError(f"cannot read the run store {self.path}: {exc}")) from None
 
     def _damaged_meanwhile(self, exc: sqlite3.DatabaseError) -> bool:
         """The file was damaged after this store checked it: recover it now (same as on opening); True if done."""
@@ -398,7 +448,7 @@ class RunStore:
         except sqlite3.DatabaseError as exc:
             if self._damaged_meanwhile(exc):
                 raise StoreError(f"{store_recovery.describe(self.recovery or {})} Try again.") from None
-            raise StoreError(f"cannot write the run store {self.path}: {exc}") from None
+            raise (self._named(exc, "write") or StoreError(f"cannot write the run store {self.path}: {exc}")) from None
 
     # ---- runs ----------------------------------------------------------------------------------------
 
@@ -583,6 +633,10 @@ class RunStore:
             ])
             log.warning("run %s marked failed: %s", row["id"], reason)
             reaped += 1
+        if reaped:  # a run killed mid-build left its temp artifact folder: nothing half-written stays
+            from compression.registry import remove_orphaned_partials
+
+            remove_orphaned_partials(paths.artifacts_dir())
         return reaped
 
     # ---- jobs (sweeps, sensitivity maps) -------------------------------------------------------------

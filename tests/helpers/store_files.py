@@ -137,3 +137,35 @@ def table_rows(path: Path) -> dict[str, list[tuple]]:
                 for t in ("runs", "variants", "timeline", "examples", "predictions")}
     finally:
         con.close()
+
+
+RUN_TABLES = (("runs", "id"), ("variants", "run_id"), ("timeline", "run_id"), ("examples", "run_id"),
+              ("predictions", "run_id"))
+
+
+def run_digests(path: Path) -> dict[str, str]:
+    """sha256 of every stored run's rows in every run table, as SQLite holds them (read-only, so taking it changes
+    nothing): equal digests before and after a fault mean every earlier run and its figures are byte-identical."""
+    import hashlib
+
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        out: dict[str, str] = {}
+        for (run_id,) in con.execute("SELECT id FROM runs ORDER BY id").fetchall():
+            h = hashlib.sha256()
+            for table, col in RUN_TABLES:
+                for row in con.execute(f"SELECT * FROM {table} WHERE {col}=? ORDER BY rowid", (run_id,)):
+                    h.update(repr(row).encode())
+            out[run_id] = h.hexdigest()
+        return out
+    finally:
+        con.close()
+
+
+def integrity(path: Path) -> str:
+    """SQLite's integrity_check of the store file: "ok" when consistent."""
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return "; ".join(r[0] for r in con.execute("PRAGMA integrity_check").fetchall())
+    finally:
+        con.close()
