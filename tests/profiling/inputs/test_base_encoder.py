@@ -142,3 +142,22 @@ def test_the_run_request_carries_the_fine_tuning_mode(tmp_path: Path, data_dir: 
 def test_finetune_modes_are_described() -> None:
     assert set(finetune.FINETUNE_MODES) == {"full", "head"}
     assert all(mode["lr"] > 0 and mode["label"] for mode in finetune.FINETUNE_MODES.values())
+
+
+def test_a_hub_base_encoder_is_fetched_once_then_fine_tuned(tmp_path: Path, data_dir: Path, monkeypatch) -> None:
+    """The Hub path with the Hub switched off: a base encoder in the local Hugging Face cache (the layout
+    huggingface_hub writes) is saved as a plain encoder folder once, then fine-tuned like a local one."""
+    cache = tmp_path / "hf-cache"
+    snapshot = cache / "models--org--tiny-encoder" / "snapshots" / ("0" * 40)
+    save_encoder("roberta", snapshot)
+    (cache / "models--org--tiny-encoder" / "refs").mkdir()
+    (cache / "models--org--tiny-encoder" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelError, match="base encoder"):
+        resolve_model("hub:org/tiny-encoder")
+    art = resolve_model("hub:org/tiny-encoder", toy_data(), finetune="head")
+    assert art.meta["source"] == "hub:org/tiny-encoder" and art.meta["finetune"]["mode"] == "head"
+    encoders = [p for p in (data_dir / "models").iterdir() if p.name.endswith("-encoder")]
+    assert len(encoders) == 1 and (encoders[0] / "model.safetensors").is_file()
