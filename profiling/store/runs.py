@@ -243,6 +243,8 @@ class RunStore:
                     log.info("run store %s: schema %s -> %d", self.path, row[0], SCHEMA_VERSION)
                     con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
+            if store_recovery.is_damage(exc):
+                self._refuse_text()
             raise StoreError(f"{self.path} is not a usable run store: {exc}") from None
 
     def _newer(self, version: int) -> str:
@@ -338,15 +340,17 @@ class RunStore:
         return int(row[0]) if row else None
 
     def _check_file(self) -> None:
-        """Refuse a folder, or someone's text file given as the store (left untouched); binary garbage where the
-        store should be is damage, handled by _recover_if_damaged."""
+        """Refuse a folder given as the store (someone's text file is refused by _open, binary garbage where the
+        store should be is damage, handled by _recover_if_damaged). The file's bytes are not read here: see
+        store_recovery.read_head for why a healthy store is only ever read through SQLite."""
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a run store file")
-        if self.path.is_file() and self.path.stat().st_size > 0:
-            with open(self.path, "rb") as fh:
-                head = fh.read(512)
-            if not head.startswith(store_recovery.MAGIC) and store_recovery.looks_like_text(head):
-                raise StoreError(f"{self.path} is not a SQLite database (not a run store); move it or pick another path")
+
+    def _refuse_text(self) -> None:
+        """After SQLite refused the file: someone's text file (notes, a CSV) is left untouched with its own message."""
+        head = store_recovery.read_head(self.path, 512)
+        if head and not head.startswith(store_recovery.MAGIC) and store_recovery.looks_like_text(head):
+            raise StoreError(f"{self.path} is not a SQLite database (not a run store); move it or pick another path")
 
     @contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
