@@ -704,6 +704,16 @@ class RunStore:
             reaped += 1
         return reaped
 
+    def active_records(self) -> list[dict[str, Any]]:
+        """The queued and running runs and jobs, oldest first: ``kind`` ('run' or the job kind), ``id``, ``status``,
+        ``stage``, ``created_ts``, ``pid``, ``pid_started`` (what the measuring queue is made of), in one read."""
+        rows = self._query(
+            "SELECT 'run' AS kind, id, status, stage, created_ts, pid, pid_started, rowid AS n FROM runs "
+            "WHERE status IN ('queued', 'running') UNION ALL "
+            "SELECT kind, id, status, stage, created_ts, pid, pid_started, rowid AS n FROM jobs "
+            "WHERE status IN ('queued', 'running') ORDER BY created_ts, n")
+        return [{k: v for k, v in dict(row).items() if k != "n"} for row in rows]
+
     def meta_value(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key=?", (key,))
         return rows[0]["value"] if rows else None
