@@ -79,14 +79,15 @@ async def set_up_small_run(page) -> None:
     await page.wait_for_timeout(1000)
     await page.get_by_text(TECHNIQUE, exact=True).click()
     await page.wait_for_timeout(800)
-    await page.get_by_text("Quick", exact=True).click()  # the quick latency protocol
-    await page.wait_for_timeout(800)
+    from playwright.async_api import expect
+
+    protocol = page.locator('[data-testid="stRadio"]').filter(has_text="Latency protocol")
+    await protocol.get_by_text("Quick", exact=True).click()  # the quick latency protocol
+    await expect(page.get_by_label("Repeats", exact=True)).to_have_value("10", timeout=WAIT_MS)  # its repeats
     box = page.get_by_label("Evaluation sample", exact=True)
     await box.fill(EVAL_SIZE)
     await box.press("Enter")
     await page.wait_for_timeout(800)
-    from playwright.async_api import expect
-
     await expect(page.get_by_role("button", name="Launch")).to_be_enabled(timeout=WAIT_MS)
 
 
