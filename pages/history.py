@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from dashboard import jobs, share, state
+from dashboard import jobs, queue_view, share, state
 from dashboard.guard import page_guard
 from dashboard.run_view import show_results_table
 
@@ -178,6 +178,7 @@ def main() -> None:
     st.title("History")
     store = state.get_store()
     store.reap_dead_runs()
+    queue_view.render(store)
     deleted = st.session_state.pop("deleted", None)
     if deleted:
         st.success(f"Run {deleted} deleted.", icon=":material/delete:")

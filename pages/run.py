@@ -8,7 +8,18 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard import cluster, hardware, pickers, ram_view, run_choices, run_view, state, sweep, technique_picker
+from dashboard import (
+    cluster,
+    hardware,
+    pickers,
+    queue_view,
+    ram_view,
+    run_choices,
+    run_view,
+    state,
+    sweep,
+    technique_picker,
+)
 from dashboard.guard import page_guard
 
 log = logging.getLogger(__name__)
@@ -252,6 +263,10 @@ def main() -> None:
         "a transformer text classifier on this CPU? Pick a model, data and techniques, then launch."
     )
     store = state.get_store()
+    queue_view.render(store)
+    if st.session_state.get("launch"):  # a Launch click, handled even if another session's run began meanwhile
+        setup_form()
+        return
     run_id = attached_run_id(store)
     run = store.get_run(run_id) if run_id else None
     if run is not None:

@@ -30,7 +30,7 @@ from typing import Any
 from compression.errors import UserError
 from profiling import paths
 from profiling.schema import JobKind, RunStatus
-from profiling.store.runs import RunStore, StoreError, read_only
+from profiling.store.runs import NEVER_STARTED_S, RunStore, StoreError, process_alive, read_only
 
 log = logging.getLogger(__name__)
 
@@ -65,30 +65,53 @@ def lock_path(store_path: Path | str) -> Path:
 
 def busy_with(store: RunStore) -> str:
     """What holds the measuring lock, as far as the store says: 'run ID', 'sweep job ID', ..."""
-    running = [r["id"] for r in store.list_runs() if r["status"] == "running"]
+    running = [r for r in store.active_records() if r["status"] == "running"]
     if running:
-        return f"run {running[0]}"
-    jobs = [j for j in store.list_jobs() if j["status"] == "running"]
-    return f"{jobs[0]['kind']} job {jobs[0]['id']}" if jobs else "another run"
+        return f"{running[0]['kind']} {'' if running[0]['kind'] == 'run' else 'job '}{running[0]['id']}"
+    return "another run"
+
+
+def queue(store: RunStore) -> list[dict[str, Any]]:
+    """The measuring queue: what measures now (``position`` 0) and what waits for the measuring lock, in launch
+    order (``position`` 1, 2, ...; the order in which exclusive hands the lock on). Each entry is a record of
+    RunStore.active_records. A queued record whose process is gone, or that got none within NEVER_STARTED_S, is
+    left out: it will never measure (the reaper fails it)."""
+    now = time.time()
+    live = [r for r in store.active_records()
+            if (process_alive(r["pid"], r["pid_started"]) if r["pid"] else now - r["created_ts"] <= NEVER_STARTED_S)]
+    measuring = [{**r, "position": 0} for r in live if r["status"] == "running"]
+    waiting = [{**r, "position": n} for n, r in enumerate((r for r in live if r["status"] != "running"), 1)]
+    return measuring + waiting
+
+
+def _ahead_of(store: RunStore, ident: str) -> int:
+    """How many waiting records were launched before ``ident`` (0: its turn once the lock is free)."""
+    waiting = [r["id"] for r in queue(store) if r["position"] > 0]
+    return waiting.index(ident) if ident in waiting else 0
 
 
 @contextmanager
-def exclusive(store: RunStore, on_wait: Callable[[str], None]) -> Iterator[None]:
-    """Hold the store's measuring lock for the block; while another process holds it, wait, calling
-    ``on_wait(what)`` once with what it waits for (see busy_with). The kernel releases it if the process dies."""
+def exclusive(store: RunStore, on_wait: Callable[[str], None], ident: str | None = None) -> Iterator[None]:
+    """Hold the store's measuring lock for the block. While another process holds it, wait; waiters take it in
+    launch order (``ident``: this run's or job's id; see queue). ``on_wait(what)`` says what it waits for (see
+    busy_with) and its place in the queue, again whenever that changes. The kernel releases it if the process dies."""
     path = lock_path(store.path)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        waiting = False
+        told = None
         while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not waiting:
-                    on_wait(busy_with(store))
-                    waiting = True
-                time.sleep(POLL_LOCK_S)
+            ahead = _ahead_of(store, ident) if ident is not None else 0
+            if ahead == 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    pass
+            what = busy_with(store) + (f" and {ahead} launched earlier" if ahead else "")
+            if what != told:
+                on_wait(what)
+                told = what
+            time.sleep(POLL_LOCK_S)
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -181,7 +204,7 @@ def execute_job(job_id: str, store: RunStore, on_progress: Progress | None = Non
             if on_progress is not None:  # the CLI says why nothing happens yet
                 on_progress(0.0, state["stage"])
 
-        with exclusive(store, waiting):
+        with exclusive(store, waiting, job_id):
             store.start_job(job_id)
             result = module.run_job(store, store.get_job(job_id), progress)
         store.finish_job(job_id, result)

@@ -434,18 +434,30 @@ class _RunFailed(Exception):
 
 class _exclusive:
     """One job measures at a time per store (two sweeps on the same cores would distort each other's figures):
-    a queued run waits on the store's measuring lock (profiling.jobs.launcher.exclusive), showing what it waits for."""
+    a queued run waits its turn for the store's measuring lock (profiling.jobs.launcher.exclusive), showing what
+    it waits for. The run's env records the time it held the lock (``measure_window_epoch_s``: [start, end] in
+    seconds since the epoch), so that no two runs measured at once can be checked."""
 
     def __init__(self, store: RunStore, run_id: str, reporter: _Reporter):
         from profiling.jobs import launcher
 
-        self._lock = launcher.exclusive(store, lambda what: reporter.stage(f"waiting for {what} to finish"))
+        self._store, self._run_id = store, run_id
+        self._lock = launcher.exclusive(store, lambda what: reporter.stage(f"waiting for {what} to finish"), run_id)
+        self._start = 0.0
 
     def __enter__(self) -> None:
         self._lock.__enter__()
+        self._start = time.time()
 
     def __exit__(self, *exc: object) -> None:
-        self._lock.__exit__(*exc)
+        try:
+            run = self._store.get_run(self._run_id) or {}
+            env = {**(run.get("env") or {}), "measure_window_epoch_s": [self._start, time.time()]}
+            self._store.set_run_env(self._run_id, env)
+        except Exception:  # the window is a record: never keep the lock for it
+            log.exception("could not record the measurement window of run %s", self._run_id)
+        finally:
+            self._lock.__exit__(*exc)
 
 
 def _sweep(run_id: str, request: dict, store: RunStore, rep: _Reporter, state: dict) -> None:

@@ -38,21 +38,15 @@ def is_damage(exc: BaseException) -> bool:
 
 def damage(path: Path) -> str | None:
     """Why ``path`` is a damaged SQLite store, or None: absent, empty, healthy, or not ours to judge (a text file
-    is refused untouched by the store; a locked or unreadable file is not damaged)."""
+    is refused untouched by the store; a locked or unreadable file is not damaged).
+
+    SQLite itself reads a file it can open: its raw bytes are read (read_head) only once SQLite has refused it."""
     try:
         size = path.stat().st_size
-        if size == 0:
-            return None
-        with open(path, "rb") as fh:
-            head = fh.read(100)
     except OSError:
         return None
-    if not head.startswith(MAGIC):
-        if len(head) < len(MAGIC) and MAGIC.startswith(head):
-            return f"truncated to {size} bytes"
-        return None if looks_like_text(head) else "file is not a database (its first bytes are not SQLite's)"
-    if size < 100:
-        return f"truncated to {size} bytes (a SQLite header alone is 100)"
+    if size == 0:
+        return None
     try:
         con = sqlite3.connect(path, timeout=5.0)
         try:
@@ -60,11 +54,37 @@ def damage(path: Path) -> str | None:
         finally:
             con.close()
     except sqlite3.DatabaseError as exc:
-        return _with_size(str(exc), head, size) if is_damage(exc) else None
+        if not is_damage(exc):
+            return None  # locked, busy, unreadable: not damage
+        head = read_head(path, 100)
+        if head is None:
+            return None
+        if not head.startswith(MAGIC):
+            if len(head) < len(MAGIC) and MAGIC.startswith(head):
+                return f"truncated to {size} bytes"
+            return None if looks_like_text(head) else "file is not a database (its first bytes are not SQLite's)"
+        if size < 100:
+            return f"truncated to {size} bytes (a SQLite header alone is 100)"
+        return _with_size(str(exc), head, size)
     if problems:
         more = f" and {len(problems) - 1} more problems" if len(problems) > 1 else ""
+        head = read_head(path, 100) or b""
         return _with_size(f"database disk image is malformed ({problems[0]}{more})", head, size)
     return None
+
+
+def read_head(path: Path, n: int) -> bytes | None:
+    """The first ``n`` bytes of a store file that SQLite refused (None when it cannot be read).
+
+    Never call this on a store SQLite can open: POSIX record locks belong to the process, and closing ANY
+    descriptor of a file drops every lock this process holds on it, SQLite's included (sqlite.org/howtocorrupt.html
+    2.2). In WAL mode that lets another process's closing connection take itself for the last one, checkpoint and
+    delete the -wal and -shm files under this process's open connections, whose later commits are lost."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return None
 
 
 def _with_size(reason: str, head: bytes, size: int) -> str:

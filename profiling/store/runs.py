@@ -262,6 +262,8 @@ class RunStore:
                     con.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
         except sqlite3.DatabaseError as exc:
             named = self._named(exc, "open")
+            if named is None and store_recovery.is_damage(exc):
+                self._refuse_text()
             raise (named or StoreError(f"{self.path} is not a usable run store: {exc}")) from None
 
     def _named(self, exc: sqlite3.Error, doing: str) -> StoreError | None:
@@ -388,15 +390,17 @@ class RunStore:
         return int(row[0]) if row else None
 
     def _check_file(self) -> None:
-        """Refuse a folder, or someone's text file given as the store (left untouched); binary garbage where the
-        store should be is damage, handled by _recover_if_damaged."""
+        """Refuse a folder given as the store (someone's text file is refused by _open, binary garbage where the
+        store should be is damage, handled by _recover_if_damaged). The file's bytes are not read here: see
+        store_recovery.read_head for why a healthy store is only ever read through SQLite."""
         if self.path.is_dir():
             raise StoreError(f"{self.path} is a folder, not a run store file")
-        if self.path.is_file() and self.path.stat().st_size > 0:
-            with open(self.path, "rb") as fh:
-                head = fh.read(512)
-            if not head.startswith(store_recovery.MAGIC) and store_recovery.looks_like_text(head):
-                raise StoreError(f"{self.path} is not a SQLite database (not a run store); move it or pick another path")
+
+    def _refuse_text(self) -> None:
+        """After SQLite refused the file: someone's text file (notes, a CSV) is left untouched with its own message."""
+        head = store_recovery.read_head(self.path, 512)
+        if head and not head.startswith(store_recovery.MAGIC) and store_recovery.looks_like_text(head):
+            raise StoreError(f"{self.path} is not a SQLite database (not a run store); move it or pick another path")
 
     @contextmanager
     def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
@@ -753,6 +757,16 @@ class RunStore:
             log.warning("job %s marked failed: %s", row["id"], reason)
             reaped += 1
         return reaped
+
+    def active_records(self) -> list[dict[str, Any]]:
+        """The queued and running runs and jobs, oldest first: ``kind`` ('run' or the job kind), ``id``, ``status``,
+        ``stage``, ``created_ts``, ``pid``, ``pid_started`` (what the measuring queue is made of), in one read."""
+        rows = self._query(
+            "SELECT 'run' AS kind, id, status, stage, created_ts, pid, pid_started, rowid AS n FROM runs "
+            "WHERE status IN ('queued', 'running') UNION ALL "
+            "SELECT kind, id, status, stage, created_ts, pid, pid_started, rowid AS n FROM jobs "
+            "WHERE status IN ('queued', 'running') ORDER BY created_ts, n")
+        return [{k: v for k, v in dict(row).items() if k != "n"} for row in rows]
 
     def meta_value(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key=?", (key,))

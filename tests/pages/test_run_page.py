@@ -544,3 +544,34 @@ def test_a_classifier_folder_has_nothing_to_fine_tune(open_page, app_env, tmp_pa
     at.radio(key="model_source").set_value("Local folder").run()
     at.text_input(key="model_path").input(str(folder)).run()
     assert not [r for r in at.radio if r.key == "finetune_mode"]
+
+
+def test_a_launch_click_is_not_lost_when_another_session_launched_just_before(open_page, app_env, store, fake_launch):
+    at = open_page()  # the form, with nothing running yet
+    from profiling.jobs import runner
+
+    theirs = runner.launch({"model": "default", "dataset": {"kind": "bundled", "name": "tweets"}, "variants": [],
+                            "settings": {}})  # another session's run, launched between this page's render and click
+    at.button(key="launch").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert len(fake_launch) == 2  # this session's click launched its own run
+    mine = at.session_state["run_id"]
+    assert mine != theirs and at.query_params.get("run") == mine
+    assert any(mine in s.value for s in at.subheader)
+
+
+def test_the_queue_shows_each_waiting_runs_position(open_page, app_env, store, queued_run):
+    import os
+
+    request = {"model": "default", "dataset": {"kind": "bundled", "name": "tweets"}, "variants": [], "settings": {}}
+    ids = [queued_run(request) for _ in range(3)]
+    for run_id in ids:
+        store.set_run_pid(run_id, os.getpid())  # alive: this test's process stands in for the runs' processes
+    store.set_run_status(ids[0], "running")
+    for page in ("pages/run.py", "pages/history.py"):
+        at = open_page(page)
+        lines = [m.value for m in at.markdown if "`" in m.value and ("position" in m.value or "measuring" in m.value)]
+        assert "(followed here)" in lines[0]  # the Run page follows the measuring run (and remembers it)
+        lines = [line.replace(" (followed here)", "") for line in lines]
+        assert lines == [f"**measuring now** · run `{ids[0]}` · waiting to start", f"**position 1** · run `{ids[1]}` · waiting to start",
+                         f"**position 2** · run `{ids[2]}` · waiting to start"], (page, lines)

@@ -108,11 +108,15 @@ def test_execute_end_to_end_with_a_failing_variant(engine_env, tiny_artifact, to
     )
     run_id = store.create_run(request)
     updates = []
+    before = time.time()
     runner.execute(run_id, store, on_update=lambda idx, fields: updates.append((idx, dict(fields))))
+    after = time.time()
 
     run = store.get_run(run_id)
     assert run["status"] == "done", run["error"]
     assert run["env"]["usable_cores"] >= 1 and run["pid"] == os.getpid()
+    start, end = run["env"]["measure_window_epoch_s"]  # the time it held the measuring lock
+    assert before <= start < end <= after
     v = {x["name"]: x for x in store.variants(run_id)}
     assert [x["status"] for x in v.values()] == ["done", "done", "failed", "done"]
     assert "would remove all 4 heads" in v["too much"]["error"]
