@@ -22,9 +22,9 @@ MARGIN_BYTES = 1 * GIB  # kept free for the dashboard, the run's own process and
 # Measured with benchmarks/ram_estimate.py on a bert-base-uncased-shaped preset (109.5M parameters, fp32 weights
 # 0.41 GiB; 2-core AMD EPYC, 23 GiB, 2026-12-03): (build peak - runtime peak) / weight bytes, rounded up to the next
 # 0.25 (the measured figure in the comment). Training techniques ran 2 steps at their default batch size (the peak is
-# reached in the first step: weights, gradients, optimizer state). Cross-check on BERT-large (335M parameters, an
-# earlier measurement): torch-int8 peaked at 2.27 GiB and the onnx export at 5.53 GiB, under these estimates' 2.9 and
-# 6.6 GiB.
+# reached in the first step: weights, gradients, optimizer state). Checked on another size, BERT-large (335M
+# parameters, the same benchmark with --preset bert-large-uncased): torch-int8 peaked at 2.40 GiB and the onnx export
+# at 5.63 GiB (1.64 and 4.23 copies), under these estimates' 2.86 and 6.29 GiB.
 RUNTIME_BYTES = int(0.36 * GIB)  # python + torch + transformers + onnxruntime + the registry: 0.353-0.355 GiB measured
 COPIES: dict[str, float] = {
     "build-preset": 1.5,  # 1.34: a random-weight preset built and saved (profiling.inputs.models.build_preset)

@@ -43,7 +43,7 @@ def test_an_onnx_folder_disables_the_pytorch_techniques_with_the_reason(open_pag
     captions = [c.value for c in at.caption]
     assert any("An ONNX graph" in c for c in captions)
     refusals = [c for c in captions if "this model is an ONNX graph" in c]
-    assert any("(prune-heads) needs a PyTorch model's weights" in c for c in refusals)
+    assert any("(prune-heads) cannot follow the original model: it needs a PyTorch model's weights" in c for c in refusals)
     assert not any("(onnx-int8)" in c for c in refusals)
     at.checkbox(key="tick_prune-heads").check().run()
     assert any("this model is an ONNX graph" in e.value for e in at.error)
