@@ -280,7 +280,7 @@ def finetune_encoder(
         model.save_pretrained(out_dir)
         write_tokenizer(Path(src) / "tokenizer.json", out_dir, max_length)
         elapsed = time.perf_counter() - start
-        what = "the new head only (encoder frozen)" if mode == "head" else "all weights but the word embeddings"
+        what = "new head only, encoder frozen" if mode == "head" else "all weights but the word embeddings"
         passes = (
             f"{HEAD_EPOCHS} head epochs on one pass of the encoder" if head_name is not None else f"{epochs} epoch(s)"
         )

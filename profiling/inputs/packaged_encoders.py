@@ -177,7 +177,7 @@ def build_classifier(encoder: PackagedEncoder, dataset_name: str, progress: Prog
             data,
             out_dir,
             progress=lambda f, m: report(0.05 + 0.95 * f, m),
-            source_name=f"{encoder.title} ({' + '.join(encoder.packages[:1])}... packages)",
+            source_name=f"{encoder.title}, from the {encoder.packages[0].rsplit('-', 1)[0]}-* packages",
             base_name=encoder.title,
             extra_meta={"packaged_encoder": encoder.name},
             **encoder.recipe,
