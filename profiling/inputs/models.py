@@ -417,6 +417,48 @@ def check_local_folder(path: Path) -> None:
         )
     if not safe:
         raise ModelError(f"{path} is not a Hugging Face model folder: no weights (model.safetensors)")
+    for weights in safe:
+        problem = safetensors_problem(weights)
+        if problem:
+            raise ModelError(
+                f"cannot load local folder {path}: its weights file (*.safetensors) is damaged or incomplete "
+                f"({weights.name}: {problem}); download or save the model again"
+            )
+
+
+MAX_SAFETENSORS_HEADER = 100 * 2**20  # safetensors' own limit on the JSON header
+
+
+def safetensors_problem(path: Path) -> str | None:
+    """What is wrong with a safetensors file, read from its header alone (8 bytes of length, then that much JSON
+    naming each tensor's byte range), or None: a damaged or cut-off download is refused before a run is created,
+    without loading torch or the weights."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                return f"{size} bytes, shorter than a safetensors header"
+            length = int.from_bytes(head, "little")
+            if length == 0 or length > MAX_SAFETENSORS_HEADER or 8 + length > size:
+                return f"its header claims {length:,} bytes of a {size:,}-byte file"
+            header = json.loads(fh.read(length).decode("utf-8"))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except (UnicodeDecodeError, ValueError):
+        return "its header is not JSON"
+    if not isinstance(header, dict):
+        return "its header is not a JSON object"
+    data = size - 8 - length
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(o, int) for o in offsets)):
+            return f"tensor {name!r} has no byte range"
+        if not 0 <= offsets[0] <= offsets[1] <= data:
+            return f"tensor {name!r} ends at byte {offsets[1]:,} of {data:,} data bytes: the file is cut short"
+    return None
 
 
 class BaseEncoderUse:

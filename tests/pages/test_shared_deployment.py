@@ -10,6 +10,7 @@ from conftest import APP, TIMEOUT
 from streamlit.testing.v1 import AppTest
 
 from profiling.store.runs import ReadOnlyError
+from tests.helpers import EMPTY_SAFETENSORS
 from tests.helpers.fake_runs import build_fake_run
 
 # Every widget key that launches, stops, deletes, imports or changes the store.
@@ -204,7 +205,7 @@ def test_run_page_accepts_a_folder_under_a_root(open_page, store, tmp_path, monk
     folder = root / "clf"
     folder.mkdir(parents=True)
     (folder / "config.json").write_text('{"architectures": ["BertForSequenceClassification"]}')
-    (folder / "model.safetensors").write_bytes(b"\0" * 8)
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     monkeypatch.setenv("COMPRESSION_MODEL_ROOTS", str(root))
     at = _folder_picker(open_page, str(folder))
     assert not [e.value for e in at.error if "not allowed" in e.value]

@@ -18,6 +18,7 @@ from profiling.inputs.datasets import DatasetError, load_dataset, read_csv_colum
 from profiling.inputs.models import ModelError, check_local_folder, from_local_folder
 from profiling.jobs import runner
 from profiling.store.runs import RunStore
+from tests.helpers import EMPTY_SAFETENSORS
 from tests.helpers.toy_data import toy_rows
 
 
@@ -126,13 +127,13 @@ def test_pickle_weights_are_refused_before_torch(tmp_path: Path, monkeypatch, we
 def test_safetensors_beside_a_pickle_is_accepted(tmp_path: Path) -> None:
     folder = _config(tmp_path / "model")
     (folder / "pytorch_model.bin").write_bytes(b"pickle")
-    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     assert check_local_folder(folder) is None
 
 
 def test_auto_map_custom_code_is_refused(tmp_path: Path) -> None:
     folder = _config(tmp_path / "model", auto_map={"AutoModelForSequenceClassification": "modeling_evil.Evil"})
-    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     with pytest.raises(ModelError, match=r"custom code .*auto_map: AutoModelForSequenceClassification.*never runs"):
         check_local_folder(folder)
 
@@ -203,7 +204,7 @@ def test_cli_input_mistakes_are_one_line_and_create_no_run(engine_env, tmp_path:
 
 def test_cli_labels_that_do_not_match_the_folder_create_no_run(engine_env, tmp_path: Path, capsys) -> None:
     folder = _config(tmp_path / "model", id2label={"0": "negative", "1": "positive"})
-    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     csv_path = write_rows(tmp_path / "toy.csv", ",", toy_rows(30))
     assert main(["run", "--techniques", "onnx", "--model", f"path:{folder}", "--dataset", str(csv_path)]) == 2
     assert "do not match the dataset's (neg, pos)" in capsys.readouterr().err
@@ -243,7 +244,7 @@ def test_launch_refuses_input_mistakes_without_creating_a_run(engine_env, tmp_pa
     pickled = _config(tmp_path / "pickled")
     (pickled / "model.ckpt").write_bytes(b"x")
     custom = _config(tmp_path / "custom", auto_map={"AutoConfig": "configuration_x.XConfig"})
-    (custom / "model.safetensors").write_bytes(b"\0" * 16)
+    (custom / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     good_csv = write_rows(tmp_path / "good.csv", ",", toy_rows(30))
     requests = {
         "single class": {"model": "default", "dataset": csv_spec(_one_class_csv(tmp_path / "one.csv"))},
@@ -254,3 +255,33 @@ def test_launch_refuses_input_mistakes_without_creating_a_run(engine_env, tmp_pa
         with pytest.raises(runner.RequestError, match=message):
             runner.launch({**request, "variants": []})
     assert RunStore().list_runs() == []
+
+
+def test_a_damaged_safetensors_file_is_refused_from_its_header_before_any_run(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from profiling.inputs.models import safetensors_problem
+
+    good = tmp_path / "good.safetensors"
+    save_file({"w": torch.zeros(64, 64), "b": torch.ones(64)}, str(good))
+    assert safetensors_problem(good) is None
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # a download cut off half-way
+    assert "the file is cut short" in safetensors_problem(cut)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\xff" * 64)
+    assert "header claims" in safetensors_problem(garbage)
+    not_json = tmp_path / "text.safetensors"
+    not_json.write_bytes((4).to_bytes(8, "little") + b"\xff\xfe{]")
+    assert safetensors_problem(not_json) == "its header is not JSON"
+    assert "shorter than a safetensors header" in safetensors_problem(_write(tmp_path / "tiny.safetensors", b"ab"))
+    folder = _config(tmp_path / "model")
+    (folder / "model.safetensors").write_bytes(cut.read_bytes())
+    with pytest.raises(ModelError, match=r"weights file \(\*\.safetensors\) is damaged or incomplete \(model"):
+        check_local_folder(folder)
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path

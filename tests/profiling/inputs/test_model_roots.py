@@ -11,6 +11,7 @@ import pytest
 from profiling.inputs.model_roots import MODEL_ROOTS_ENV, FolderNotAllowed, allowed_folder, model_roots
 from profiling.inputs.models import ModelError, check_local_folder, resolve_model
 from profiling.jobs import runner
+from tests.helpers import EMPTY_SAFETENSORS
 
 BUNDLED = {"kind": "bundled", "name": "movie-reviews"}
 
@@ -19,7 +20,7 @@ def fake_model(folder: Path) -> Path:
     """A folder that passes the file-name checks (config.json + safetensors); never loaded here."""
     folder.mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"architectures": ["BertForSequenceClassification"]}))
-    (folder / "model.safetensors").write_bytes(b"\0" * 8)
+    (folder / "model.safetensors").write_bytes(EMPTY_SAFETENSORS)
     return folder
 
 
