@@ -63,7 +63,7 @@ def _open_page(page: str | None = None, query: dict | None = None, session: dict
 
 
 @pytest.fixture
-def fake_launch_calls(queued_run, monkeypatch):
+def fake_launch(queued_run, monkeypatch):
     """Replace runner.launch: record each request and leave a queued run in the test store (no process)."""
     import json
 

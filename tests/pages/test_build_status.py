@@ -3,8 +3,6 @@ the Run page while the build runs; and the Run page's latency protocol choice.""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from profiling.filelock import file_lock
@@ -111,20 +109,6 @@ def test_a_damaged_status_file_is_not_trusted(open_page, app_env):
 
 
 # ---- latency protocol ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def fake_launch(queued_run, monkeypatch):
-    from profiling.jobs import runner
-
-    calls: list[dict] = []
-
-    def launch(request, store_path=None):
-        calls.append(json.loads(json.dumps(request)))
-        return queued_run(request)
-
-    monkeypatch.setattr(runner, "launch", launch)
-    return calls
 
 
 def test_choosing_the_quick_protocol_launches_with_its_settings(open_page, app_env, fake_launch):

@@ -36,7 +36,7 @@ def test_choices_survive_another_page_in_the_same_session(open_page, app_env):
     _assert_chosen(at)
 
 
-def test_choices_survive_a_reload_through_the_url(open_page, app_env, fake_launch_calls):
+def test_choices_survive_a_reload_through_the_url(open_page, app_env, fake_launch):
     at = _choose(open_page())
     token = at.query_params.get("setup")
     assert token and token.startswith("v1.")
@@ -44,7 +44,7 @@ def test_choices_survive_a_reload_through_the_url(open_page, app_env, fake_launc
     _assert_chosen(fresh)
     assert not [i for i in fresh.info if "ignored" in i.value or "left out" in i.value]
     fresh.button(key="launch").click().run()  # and they are what gets launched
-    request = fake_launch_calls[-1]
+    request = fake_launch[-1]
     assert request["settings"]["batch_size"] == 4 and request["settings"]["eval_size"] == 40
     assert request["dataset"] == {"kind": "bundled", "name": "tweets"}
     assert [v["chain"][0]["fraction"] for v in request["variants"][1:]] == [0.25]

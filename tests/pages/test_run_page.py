@@ -25,20 +25,6 @@ WIDGET_KINDS = (
 )
 
 
-@pytest.fixture
-def fake_launch(queued_run, monkeypatch):
-    """Replace runner.launch: record the request and leave a queued run in the test store (no process)."""
-    from profiling.jobs import runner
-    calls: list[dict] = []
-
-    def launch(request, store_path=None):
-        calls.append(json.loads(json.dumps(request)))
-        return queued_run(request)
-
-    monkeypatch.setattr(runner, "launch", launch)
-    return calls
-
-
 def registered() -> dict:
     from compression.registry import REGISTRY
 
