@@ -289,9 +289,13 @@ def protocol_picker() -> dict[str, int]:
     def values(name: str) -> str:
         return ", ".join(forms.get(k, labels[k] + " {}").format(v) for k, v in PROTOCOLS[name].items())
 
-    def reset_inputs() -> None:  # the protocol's values replace what the inputs hold (their defaults follow it)
+    def reset_inputs() -> None:
+        """The chosen protocol's values replace what the inputs hold. Set, not cleared: a browser sends every
+        input's current value with the click, so a cleared input would come back with its old value."""
+        chosen = PROTOCOLS.get(st.session_state.get("latency_protocol"), {})
+        defaults = state.default_settings()
         for key in {k for p in PROTOCOLS.values() for k in p}:
-            st.session_state.pop(f"set_{key}", None)
+            st.session_state[f"set_{key}"] = chosen.get(key, defaults.get(key))
 
     choice = st.radio(
         PROTOCOL_META["label"],

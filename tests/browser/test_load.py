@@ -99,7 +99,12 @@ def finished(store_path) -> bool:
 
 
 async def launcher_session(page, session: Session, url: str, ready: asyncio.Barrier, store_path) -> None:
-    await set_up_small_run(page)
+    try:
+        await set_up_small_run(page)
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / f"load-{session.name}-set-up.png"), full_page=True)
+        raise
     await ready.wait()  # all five click Launch at the same moment
     start = time.monotonic()
     await page.get_by_role("button", name="Launch").click()
