@@ -22,7 +22,7 @@ import pytest
 from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.browser.test_browser import default_model  # noqa: F401 - the fixture: the default classifier, built once
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.load]
 
 SESSIONS = 10
 LAUNCHERS = 5
