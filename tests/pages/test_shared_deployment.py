@@ -6,12 +6,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import APP, TIMEOUT
 from streamlit.testing.v1 import AppTest
 
 from profiling.store.runs import ReadOnlyError
 from tests.helpers import EMPTY_SAFETENSORS
 from tests.helpers.fake_runs import build_fake_run
+from tests.pages.conftest import APP, TIMEOUT
 
 # Every widget key that launches, stops, deletes, imports or changes the store.
 ACTION_KEYS = ("launch", "demo_launch", "delete_button", "delete_run", "bundle_import", "bundle_upload",
