@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.guard import page_guard
 
-REFRESH_S = 3.0
+REFRESH_S = 2.0
 CONTAINER_KEY = "measuring_queue"  # the element's CSS class is st-key-measuring_queue
 
 
@@ -25,30 +25,19 @@ def lines(entries: list[dict[str, Any]], mine: str | None = None) -> list[str]:
 
 
 def render(store: Any) -> None:
-    """The queue in the sidebar (nothing when nothing is queued or measuring), redrawn every REFRESH_S seconds by
-    itself while something is. Call it last on a page: a fragment's timer starts when the fragment is drawn, and
-    on a busy server a page that takes longer than REFRESH_S to draw was held back by the queue's redraws (10
-    sessions at once: some never finished drawing the Run page). With nothing active there is no timer at all."""
+    """The queue (nothing when nothing is queued or measuring), redrawn every REFRESH_S seconds by itself."""
     from profiling.jobs.launcher import queue
 
-    def draw(entries: list[dict[str, Any]]) -> None:
-        with st.container(key=CONTAINER_KEY, border=True):
-            waiting = sum(e["position"] > 0 for e in entries)
-            st.markdown(f"**Measuring queue** · one run measures at a time; {waiting} waiting, in launch order")
-            for line in lines(entries, st.session_state.get("run_id")):
-                st.markdown(line)
-
     @st.fragment(run_every=REFRESH_S)
-    def live() -> None:
+    def show() -> None:
         with page_guard("the measuring queue"):
             entries = queue(store)
-            if entries:
-                draw(entries)
-            else:  # the queue emptied: one full rerun draws the page without the timer
-                st.rerun()
+            if not entries:
+                return
+            with st.container(key=CONTAINER_KEY, border=True):
+                waiting = sum(e["position"] > 0 for e in entries)
+                st.markdown(f"**Measuring queue** · one run measures at a time; {waiting} waiting, in launch order")
+                for line in lines(entries, st.session_state.get("run_id")):
+                    st.markdown(line)
 
-    with page_guard("the measuring queue"):
-        active = bool(queue(store))
-    with st.sidebar:
-        if active:
-            live()
+    show()

@@ -178,13 +178,7 @@ def main() -> None:
     st.title("History")
     store = state.get_store()
     store.reap_dead_runs()
-    try:
-        _main(store)
-    finally:
-        queue_view.render(store)  # last: see queue_view.render
-
-
-def _main(store) -> None:
+    queue_view.render(store)
     deleted = st.session_state.pop("deleted", None)
     if deleted:
         st.success(f"Run {deleted} deleted.", icon=":material/delete:")

@@ -263,13 +263,7 @@ def main() -> None:
         "a transformer text classifier on this CPU? Pick a model, data and techniques, then launch."
     )
     store = state.get_store()
-    try:
-        _main(store)
-    finally:
-        queue_view.render(store)  # last: see queue_view.render
-
-
-def _main(store) -> None:
+    queue_view.render(store)
     if st.session_state.get("launch"):  # a Launch click, handled even if another session's run began meanwhile
         setup_form()
         return
