@@ -83,7 +83,8 @@ def test_bad_models_and_datasets(good, tmp_path, toy_csv):
             {"dataset": {"kind": "csv", "path": str(toy_csv), "text_column": "text", "label_column": "text"}},
             "are the same",
         ),
-        ({"dataset": {"kind": "csv", "path": str(tmp_path / "none.csv"), "text_column": "t", "label_column": "l"}}, ""),
+        ({"dataset": {"kind": "csv", "path": str(tmp_path / "none.csv"), "text_column": "t", "label_column": "l"}},
+         "dataset file not found"),
     ]
     for change, message in cases:
         with pytest.raises(RequestError, match=message):
