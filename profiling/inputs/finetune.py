@@ -91,17 +91,15 @@ def _measured_rate() -> float | None:
 @functools.lru_cache(maxsize=32)
 def _config_parameters(config_json: str) -> int | None:
     """Parameters of the classifier built from a config.json text, on the meta device (no weights, no memory)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
+
+    from profiling.inputs.models import estimate_parameters
 
     fields = json.loads(config_json)
     try:
-        config = AutoConfig.for_model(fields.pop("model_type"), **fields)
-        with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(config)
+        return estimate_parameters(AutoConfig.for_model(fields.pop("model_type"), **fields))
     except Exception:  # noqa: BLE001 - an odd config: no estimate, the run judges it
         return None
-    return sum(p.numel() for p in model.parameters())
 
 
 def base_encoder_recipe(data: LabeledData) -> dict[str, Any]:

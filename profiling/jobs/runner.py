@@ -109,7 +109,9 @@ def _check_model(spec: Any) -> str:
             raise RequestError(f"unknown default classifier {spec!r}; use one of "
                                + ", ".join(f"default:{n}" for n in BUNDLED))
         return spec
-    if sep and kind in _packaged_encoder_names():
+    from profiling.inputs.packaged_encoders import ENCODERS
+
+    if sep and kind in ENCODERS:
         choices = [k for k in _model_choices() if k.startswith(kind + ":")]
         if spec not in choices:
             raise RequestError(f"unknown {kind} classifier {spec!r}; use one of {', '.join(choices)}")
@@ -149,12 +151,6 @@ def _check_model(spec: Any) -> str:
         raise RequestError(f"{spec!r} is not a model: use 'default', 'preset:<name>', 'path:<folder>' or a Hub id "
                            "like 'org/name'")
     return spec
-
-
-def _packaged_encoder_names() -> tuple[str, ...]:
-    from profiling.inputs.packaged_encoders import ENCODERS
-
-    return tuple(ENCODERS)
 
 
 def _check_finetune(mode: Any) -> str | None:
