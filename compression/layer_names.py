@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from compression.meta_model import meta_classifier
+
 log = logging.getLogger(__name__)
 
 # The exporter wraps the classifier in compression.torch_wrap.logits_module, which holds it as ``model``.
@@ -79,21 +81,10 @@ def linear_layers(model_or_config: Any) -> list[tuple[str, str]]:
     """
     model = model_or_config
     if isinstance(model, str | Path) or not hasattr(model, "named_modules"):
-        model = _meta_model(model)
+        model = meta_classifier(model)
     from torch import nn
 
     return [(name, readable(name)) for name, mod in model.named_modules() if isinstance(mod, nn.Linear)]
-
-
-def _meta_model(config_or_path: Any) -> Any:
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    config = config_or_path
-    if isinstance(config, str | Path):
-        config = AutoConfig.from_pretrained(str(config), trust_remote_code=False)
-    with torch.device("meta"):  # pruned head counts or low-rank splits are not rebuilt: names of the base layout
-        return AutoModelForSequenceClassification.from_config(config)
 
 
 def _scopes(node: Any) -> list[str]:

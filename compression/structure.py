@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from compression.meta_model import meta_classifier
 from compression.registry import TechniqueError
 
 log = logging.getLogger(__name__)
@@ -398,15 +399,12 @@ def keep_blocks(model: Any, indices: list[int]) -> None:
 @functools.lru_cache(maxsize=32)
 def summary_for_type(model_type: str) -> dict[str, Any] | None:
     """The structure summary of the architecture's default config, built on the meta device (no weights)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification
+    from transformers import AutoConfig
 
     try:
         config = AutoConfig.for_model(model_type)
         config.num_hidden_layers = 2
-        with torch.device("meta"):
-            model = AutoModelForSequenceClassification.from_config(config)
-        return find(model).summary()
+        return find(meta_classifier(config)).summary()
     except (ValueError, KeyError, StructureError) as exc:
         log.info("no structure for model type %s: %s", model_type, exc)
         return None

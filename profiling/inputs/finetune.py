@@ -93,11 +93,11 @@ def _config_parameters(config_json: str) -> int | None:
     """Parameters of the classifier built from a config.json text, on the meta device (no weights, no memory)."""
     from transformers import AutoConfig
 
-    from profiling.inputs.models import estimate_parameters
+    from compression.meta_model import meta_parameters
 
     fields = json.loads(config_json)
     try:
-        return estimate_parameters(AutoConfig.for_model(fields.pop("model_type"), **fields))
+        return meta_parameters(AutoConfig.for_model(fields.pop("model_type"), **fields))
     except Exception:  # noqa: BLE001 - an odd config: no estimate, the run judges it
         return None
 

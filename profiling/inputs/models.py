@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from compression.artifact import Artifact
+from compression.meta_model import meta_parameters
 from profiling import paths
 from profiling.inputs.datasets import BUNDLED, LabeledData
 from profiling.inputs.model_files import (
@@ -241,7 +242,7 @@ def build_preset(
         from compression import ram_estimate
 
         config = preset_config(name, label_names, overrides)
-        params = estimate_parameters(config)
+        params = meta_parameters(config)
         refused = ram_estimate.refusal(params, ["build-preset"], None, ram_estimate.available_bytes())
         if refused:
             raise ModelError(f"the {name} preset: {refused}")
@@ -291,7 +292,7 @@ def preset_config(name: str, label_names: list[str] | None = None, overrides: di
 @functools.lru_cache(maxsize=8)
 def preset_parameters(name: str, num_labels: int = 2) -> int:
     """The preset's parameter count, from its config on the meta device (no weights are built)."""
-    return estimate_parameters(preset_config(name, [f"LABEL_{i}" for i in range(num_labels)]))
+    return meta_parameters(preset_config(name, [f"LABEL_{i}" for i in range(num_labels)]))
 
 
 def roberta_tokenizer_dir() -> Path:
@@ -764,21 +765,11 @@ def _check_classifier(config: Any, what: str) -> None:
         )
 
 
-def estimate_parameters(config: Any) -> int:
-    """Parameter count of the classifier built from ``config`` on the meta device (no memory, no weights)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
-    with torch.device("meta"):
-        model = AutoModelForSequenceClassification.from_config(config)
-    return sum(p.numel() for p in model.parameters())
-
-
 def _check_ram(config: Any, what: str) -> int:
     import psutil
 
     try:
-        params = estimate_parameters(config)
+        params = meta_parameters(config)
     except Exception as exc:
         raise ModelError(f"{what}: cannot build its architecture from config.json: {exc}") from exc
     need = params * 4  # fp32 weights

@@ -85,10 +85,10 @@ def _folder_meta(config_file: str, _mtime: int) -> dict[str, Any] | None:
     if not isinstance(model_type, str):
         return None
     try:
-        from compression.layer_names import _meta_model
+        from compression.meta_model import meta_classifier
         from compression.structure import find
 
-        return {"model_type": model_type, "structure": find(_meta_model(Path(config_file).parent)).summary()}
+        return {"model_type": model_type, "structure": find(meta_classifier(Path(config_file).parent)).summary()}
     except Exception as exc:  # noqa: BLE001 - any failure here only means "decided when the run loads it"
         log.info("structure of %s not found up front: %s", config_file, exc)
         return {"model_type": model_type}
@@ -126,6 +126,6 @@ def spec_parameters(spec: str | None) -> int | None:
 
 @functools.lru_cache(maxsize=16)
 def _config_parameters(config_file: str, _mtime: int) -> int:
-    from compression.layer_names import _meta_model
+    from compression.meta_model import meta_parameters
 
-    return sum(p.numel() for p in _meta_model(Path(config_file).parent).parameters())
+    return meta_parameters(Path(config_file).parent)
