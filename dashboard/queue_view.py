@@ -8,7 +8,7 @@ import streamlit as st
 
 from dashboard.guard import page_guard
 
-REFRESH_S = 2.0
+REFRESH_S = 2.0  # each tick reads a snapshot shared by every session (dashboard.live)
 CONTAINER_KEY = "measuring_queue"  # the element's CSS class is st-key-measuring_queue
 
 
@@ -26,7 +26,7 @@ def lines(entries: list[dict[str, Any]], mine: str | None = None) -> list[str]:
 
 def render(store: Any) -> None:
     """The queue (nothing when nothing is queued or measuring), redrawn every REFRESH_S seconds by itself."""
-    from profiling.jobs.launcher import queue
+    from dashboard.live import queue
 
     @st.fragment(run_every=REFRESH_S)
     def show() -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from dashboard import hardware, mlflow_box, run_choices, share, sweep, timeline, trust
+from dashboard import hardware, live, mlflow_box, queue_view, run_choices, share, sweep, timeline, trust
 from dashboard.guard import page_guard
 from profiling.report import figures as plots
 from profiling.report import frames as rd
@@ -116,7 +116,7 @@ def _header(run: dict, variants: list[dict]) -> None:
         stage = run.get("stage") or status
         st.info(
             f"This run is still {status} ({stage}): showing the {n_done} of {len(variants)} variant(s) finished "
-            f"so far. The page refreshes every {REFRESH_S:.0f} s.",
+            "so far. The page updates itself as the run goes on.",
             icon=":material/hourglass_top:",
         )
 
@@ -442,15 +442,6 @@ def show_run(store, run_id: str) -> None:
     sweep.render(store, run_id)  # batch/sequence/threads sweeps: launch one, follow it, the stored ones
 
 
-@st.fragment(run_every=REFRESH_S)
-def _live(store, run_id: str) -> None:
-    run = store.get_run(run_id)
-    if run is not None and run["status"] not in ("queued", "running"):
-        st.rerun()  # finished: redraw the whole page once, without the timer
-    with _guard():
-        show_run(store, run_id)
-
-
 def _guard():
     """The page guard with the Results page's words (the presenter never sees a traceback)."""
     return page_guard(
@@ -463,6 +454,7 @@ def _guard():
 def main() -> None:
     st.title("Results")
     store = _store()
+    queue_view.render(store)
     runs = store.list_runs()
     if not runs:
         st.info(
@@ -475,10 +467,14 @@ def main() -> None:
     if run_id is None:
         return
     status = next((r["status"] for r in runs if r["id"] == run_id), None)
-    if status in ("queued", "running"):
-        _live(store, run_id)
-    else:
+    if status not in ("queued", "running"):
         show_run(store, run_id)
+        return
+    # An active run: drawn once, then redrawn when what the page shows changes (a variant finishes, the run's
+    # stage moves on), checked every REFRESH_S against a read shared by every session (dashboard.live).
+    token = live.change_token(live.run_snapshot(store, run_id))
+    show_run(store, run_id)
+    live.watch_run(store, run_id, token, REFRESH_S)
 
 
 with _guard():  # goes through app.py first when this page was started without it

@@ -11,11 +11,11 @@ import streamlit as st
 from dashboard import (
     cluster,
     hardware,
+    live,
     pickers,
     queue_view,
     ram_view,
     run_choices,
-    run_view,
     state,
     sweep,
     technique_picker,
@@ -61,30 +61,40 @@ def detach(request: dict | None = None) -> None:
 # ---- live view ---------------------------------------------------------------------------------------------
 
 
+LIVE_REFRESH_S = 1.0  # a measuring run: its progress bars and memory timeline move every second
+QUEUED_CHECK_S = 3.0  # a queued run shows nothing new until it starts: the page only checks for a change
+
+
 def run_panel(run_id: str) -> None:
+    """The run as it stands. A measuring run redraws itself every LIVE_REFRESH_S; a queued one is drawn once and
+    the page reruns when it starts (or anything it shows changes); a finished one is drawn once."""
     store = state.get_store()
-    run = store.get_run(run_id)
-    if run is None:
+    snap = live.run_snapshot(store, run_id)
+    if snap is None:
         st.warning(f"Run {run_id} is no longer in the store (deleted?).")
         return
-    active = run["status"] in ACTIVE
+    if snap["run"]["status"] != "running":
+        draw_run(store, snap)
+        if snap["run"]["status"] in ACTIVE:
+            live.watch_run(store, run_id, live.change_token(snap), QUEUED_CHECK_S)
+        return
 
-    @st.fragment(run_every=1.0 if active else None)
-    def live() -> None:
+    @st.fragment(run_every=LIVE_REFRESH_S)
+    def measuring() -> None:
         with page_guard("the run's progress"):
-            store.reap_dead_runs()
-            now = store.get_run(run_id)
+            now = live.run_snapshot(store, run_id)
             if now is None:
                 st.warning(f"Run {run_id} was deleted.")
                 return
             draw_run(store, now)
-            if active and now["status"] not in ACTIVE:
-                st.rerun()  # a full rerun redraws the page without the 1 s timer and with the results link
+            if now["run"]["status"] != "running":
+                st.rerun()  # a full rerun redraws the page without the timer and with the results link
 
-    live()
+    measuring()
 
 
-def draw_run(store: Any, run: dict) -> None:
+def draw_run(store: Any, snap: dict) -> None:
+    run, variants = snap["run"], snap["variants"]
     run_id = run["id"]
     req = run.get("request") or {}
     label, color = RUN_BADGE.get(run["status"], (run["status"], "gray"))
@@ -97,22 +107,20 @@ def draw_run(store: Any, run: dict) -> None:
     )
     if run["status"] == "failed":
         st.error(f"This run failed: {run.get('error') or 'no reason recorded'}", icon=":material/error:")
-    variants = store.variants(run_id)
     if run["status"] in ACTIVE and run.get("stage") and not any(v["status"] in BUSY for v in variants):
         st.info(f"Now: {run['stage']}", icon=":material/hourglass_top:")  # e.g. building the default classifier
     progress_table(variants)
 
-    timelines = {v["name"]: store.timeline(run_id, v["idx"]) for v in variants}
-    timelines = {name: tl for name, tl in timelines.items() if tl.get("t")}
-    running = next((v["name"] for v in variants if v["status"] == "profiling"), None)
-    if timelines:
-        st.plotly_chart(run_view.memory_figure(timelines, running), key=None, config={"displaylogo": False})
+    figure = live.memory_figure(snap, store)
+    if figure is not None:
+        st.plotly_chart(figure, key=None, config={"displaylogo": False})
     elif run["status"] in ACTIVE:
         st.caption("The memory timeline appears as soon as the first variant is being profiled.")
 
     if variants:
         st.markdown("**Results so far**" if run["status"] in ACTIVE else "**Results**")
-        run_view.show_results_table(store, run_id, variants)
+        table, fmt = live.results_table(snap, store)
+        st.dataframe(table, hide_index=True, column_config=fmt)
     if run["status"] == "done":
         st.success(
             f"Finished: {sum(v['status'] == 'done' for v in variants)} of {len(variants)} variants measured.",

@@ -71,13 +71,14 @@ def busy_with(store: RunStore) -> str:
     return "another run"
 
 
-def queue(store: RunStore) -> list[dict[str, Any]]:
+def queue(store: RunStore, records: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The measuring queue: what measures now (``position`` 0) and what waits for the measuring lock, in launch
     order (``position`` 1, 2, ...; the order in which exclusive hands the lock on). Each entry is a record of
-    RunStore.active_records. A queued record whose process is gone, or that got none within NEVER_STARTED_S, is
-    left out: it will never measure (the reaper fails it)."""
+    RunStore.active_records (``records``: those already read, e.g. by a cache shared across dashboard sessions).
+    A queued record whose process is gone, or that got none within NEVER_STARTED_S, is left out: it will never
+    measure (the reaper fails it)."""
     now = time.time()
-    live = [r for r in store.active_records()
+    live = [r for r in (store.active_records() if records is None else records)
             if (process_alive(r["pid"], r["pid_started"]) if r["pid"] else now - r["created_ts"] <= NEVER_STARTED_S)]
     measuring = [{**r, "position": 0} for r in live if r["status"] == "running"]
     waiting = [{**r, "position": n} for n, r in enumerate((r for r in live if r["status"] != "running"), 1)]
