@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.browser.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, BrowserInBackground
 from tests.browser.test_browser import default_model  # noqa: F401 - the fixture: the default classifier, built once
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.load]
@@ -167,7 +167,9 @@ def test_ten_sessions_five_runs_queue_in_order_and_pages_stay_responsive(app_ser
 
     url, store_path = app_server
     load_before, started = load_average(), time.monotonic()
-    *sessions, alone = asyncio.run(drive(url, store_path))
+    with BrowserInBackground() as background:  # the viewers' browsers would be on their own machines
+        *sessions, alone = asyncio.run(drive(url, store_path))
+    assert background.reniced, "no Chromium thread was found to put in the background"
     took_s, load_after = time.monotonic() - started, load_average()
 
     store = RunStore(store_path)
