@@ -17,12 +17,11 @@ from typing import Any
 
 import streamlit as st
 
-from profiling.schema import RunStatus, VariantStatus
+from profiling.schema import ACTIVE_STATUSES, VariantStatus
 
 # A cached read is keyed by the store file's stamp, so it is exact; the time to live only bounds how long an entry
 # stays in memory (and covers two writes within the file system's timestamp granularity that left the size equal).
 CACHE_TTL_S = 5.0
-ACTIVE = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 
 
 def store_stamp(path: Path | str) -> tuple[int, ...]:
@@ -56,33 +55,28 @@ def run_snapshot(store: Any, run_id: str) -> dict[str, Any] | None:
     """``{"run", "variants", "timelines", "stamp"}`` of one run as stored now (None: not in the store), read once
     per store change for every session. An active run whose process is gone is marked failed first (the reaper)."""
     snap = _run_snapshot(str(store.path), run_id, store_stamp(store.path))
-    if snap is not None and snap["run"]["status"] in ACTIVE and store.reap_dead_runs():
+    if snap is not None and snap["run"]["status"] in ACTIVE_STATUSES and store.reap_dead_runs():
         snap = _run_snapshot(str(store.path), run_id, store_stamp(store.path))
     return snap
 
 
-def change_token(snap: dict[str, Any] | None, with_progress: bool = False) -> tuple:
-    """What a view of the run shows, reduced to a comparable value: the run's status and stage, and per variant
-    its status, error and how many figures it has (``with_progress``: also its stage, progress and timeline length)."""
+def change_token(snap: dict[str, Any] | None) -> tuple:
+    """What a view of the run shows, reduced to a comparable value: the run's status, stage and error, and per
+    variant its status, error and how many figures it has (not its progress, which moves all the time)."""
     if snap is None:
         return ()
     run = snap["run"]
-    per_variant = []
-    for v in snap["variants"]:
-        item: tuple = (v["name"], v["status"], v.get("error"), len(v.get("metrics") or {}))
-        if with_progress:
-            item += (v.get("stage"), v.get("progress"), len((snap["timelines"].get(v["name"]) or {}).get("t") or ()))
-        per_variant.append(item)
-    return (run["status"], run.get("stage"), run.get("error"), tuple(per_variant))
+    per_variant = tuple((v["name"], v["status"], v.get("error"), len(v.get("metrics") or {})) for v in snap["variants"])
+    return (run["status"], run.get("stage"), run.get("error"), per_variant)
 
 
-def watch_run(store: Any, run_id: str, token: tuple, every_s: float, with_progress: bool = False) -> None:
+def watch_run(store: Any, run_id: str, token: tuple, every_s: float) -> None:
     """A timer that redraws nothing: every ``every_s`` it compares the run's change token with ``token`` (what the
     page drew) and reruns the whole page once it differs."""
 
     @st.fragment(run_every=every_s)
     def watch() -> None:
-        if change_token(run_snapshot(store, run_id), with_progress) != token:
+        if change_token(run_snapshot(store, run_id)) != token:
             st.rerun()
 
     watch()

@@ -12,6 +12,7 @@ from dashboard.guard import page_guard
 from profiling.report import figures as plots
 from profiling.report import frames as rd
 from profiling.report import runtime_split
+from profiling.schema import ACTIVE_STATUSES
 
 RUN_KEY = "results_run"
 REFRESH_S = 3.0
@@ -467,7 +468,7 @@ def main() -> None:
     if run_id is None:
         return
     status = next((r["status"] for r in runs if r["id"] == run_id), None)
-    if status not in ("queued", "running"):
+    if status not in ACTIVE_STATUSES:
         show_run(store, run_id)
         return
     # An active run: drawn once, then redrawn when what the page shows changes (a variant finishes, the run's

@@ -21,6 +21,7 @@ from dashboard import (
     technique_picker,
 )
 from dashboard.guard import page_guard
+from profiling.schema import RunStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def run_panel(run_id: str) -> None:
     if snap is None:
         st.warning(f"Run {run_id} is no longer in the store (deleted?).")
         return
-    if snap["run"]["status"] != "running":
+    if snap["run"]["status"] != RunStatus.RUNNING:
         draw_run(store, snap)
         if snap["run"]["status"] in ACTIVE:
             live.watch_run(store, run_id, live.change_token(snap), QUEUED_CHECK_S)
@@ -87,7 +88,7 @@ def run_panel(run_id: str) -> None:
                 st.warning(f"Run {run_id} was deleted.")
                 return
             draw_run(store, now)
-            if now["run"]["status"] != "running":
+            if now["run"]["status"] != RunStatus.RUNNING:
                 st.rerun()  # a full rerun redraws the page without the timer and with the results link
 
     measuring()
